@@ -1,0 +1,164 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrHelp is returned by Load when the arguments asked for --help.
+var ErrHelp = flag.ErrHelp
+
+const configOption = "config"
+
+// Load builds the configuration from defaults, then the YAML file named by
+// --config or KBRIDGE_CONFIG, then KBRIDGE_* variables from lookupEnv, then
+// the flags in args; a later source wins. It reports every problem at once,
+// each naming its option, and validates the result.
+func Load(args []string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (Config, error) {
+	opts := Options()
+	byName := make(map[string]Option, len(opts))
+	for _, o := range opts {
+		byName[o.Name] = o
+	}
+
+	type setting struct{ name, value string }
+	var flagValues []setting
+	configPath, _ := lookupEnv("KBRIDGE_CONFIG")
+	fs := flag.NewFlagSet("kbridge", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Func(configOption, "", func(v string) error { configPath = v; return nil })
+	for _, o := range opts {
+		record := func(v string) error { flagValues = append(flagValues, setting{o.Name, v}); return nil }
+		if o.bool {
+			fs.BoolFunc(o.Name, o.Help, record)
+		} else {
+			fs.Func(o.Name, o.Help, record)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, ErrHelp
+		}
+		return Config{}, fmt.Errorf("%w (see kbridge --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see kbridge --help)", fs.Arg(0))
+	}
+
+	cfg := Default()
+	var errs []error
+	apply := func(source string, o Option, v string) {
+		if err := o.set(&cfg, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s (from %s)", o.Name, err, source))
+		}
+	}
+
+	if configPath != "" {
+		values, err := readYAML(configPath, readFile, byName)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, kv := range values {
+			apply(configPath, byName[kv.name], kv.value)
+		}
+	}
+	for _, o := range opts {
+		if v, ok := lookupEnv(o.Env()); ok {
+			apply(o.Env(), o, v)
+		}
+	}
+	for _, s := range flagValues {
+		apply("--"+s.name, byName[s.name], s.value)
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+type keyValue struct{ name, value string }
+
+// readYAML reads a flat YAML mapping of option keys. A list value (brokers) is
+// joined with commas; unknown keys are errors so that typos surface.
+func readYAML(path string, readFile func(string) ([]byte, error), byName map[string]Option) ([]keyValue, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	var doc map[string]yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+
+	var out []keyValue
+	var errs []error
+	for _, k := range keys {
+		name := strings.ReplaceAll(k, "_", "-")
+		if _, ok := byName[name]; !ok || strings.Contains(k, "-") {
+			errs = append(errs, fmt.Errorf("config: %s: unknown key %q (keys are the flag names with underscores, such as grpc_addr)", path, k))
+			continue
+		}
+		node := doc[k]
+		switch node.Kind {
+		case yaml.ScalarNode:
+			out = append(out, keyValue{name, node.Value})
+		case yaml.SequenceNode:
+			items := make([]string, 0, len(node.Content))
+			for _, item := range node.Content {
+				if item.Kind != yaml.ScalarNode {
+					errs = append(errs, fmt.Errorf("config: %s: %s: list items must be plain values (line %d)", path, k, item.Line))
+					continue
+				}
+				items = append(items, item.Value)
+			}
+			out = append(out, keyValue{name, strings.Join(items, ",")})
+		default:
+			errs = append(errs, fmt.Errorf("config: %s: %s: expected a value or a list (line %d)", path, k, node.Line))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Usage is the text of kbridge --help.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString(`kbridge: a Kafka sidecar. Publish over gRPC or REST; kbridge produces to Kafka.
+
+Usage: kbridge [flags]
+
+Every flag can also be set with its environment variable or as a key of the
+YAML file named by --config / KBRIDGE_CONFIG. Precedence: flags > environment
+> file > defaults.
+
+  --config PATH
+        YAML configuration file (env KBRIDGE_CONFIG)
+`)
+	for _, o := range Options() {
+		arg := " VALUE"
+		if o.bool {
+			arg = ""
+		}
+		fmt.Fprintf(&b, "  --%s%s\n        %s (env %s", o.Name, arg, o.Help, o.Env())
+		if o.Default != "" {
+			fmt.Fprintf(&b, ", default %s", o.Default)
+		}
+		b.WriteString(")\n")
+	}
+	return b.String()
+}
