@@ -1,0 +1,271 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+)
+
+// ProducerConfig configures the shared producer.
+type ProducerConfig struct {
+	Client ClientConfig
+	// PublishTimeout bounds a publish without a caller deadline, and how long
+	// any record may wait for Kafka before the client fails it.
+	PublishTimeout     time.Duration
+	MaxRecordBytes     int
+	AutoCreateTopics   bool
+	Partitioner        string // "murmur2" or "crc32"
+	Acks               string // "all" or "leader"
+	Compression        string // "none", "gzip", "snappy", "lz4", "zstd"
+	Linger             time.Duration
+	MaxBufferedRecords int
+	MaxBufferedBytes   int
+}
+
+// Producer is the one long-lived Kafka producer shared by every publish call.
+// It is safe for concurrent use.
+type Producer struct {
+	cfg    ProducerConfig
+	client *kgo.Client
+	adm    *kadm.Client
+	topics *topics
+	log    *slog.Logger
+
+	records *prometheus.CounterVec
+}
+
+// NewProducer builds the producer client. It does not contact Kafka: the
+// client connects lazily, so kbridge starts even while Kafka is down.
+func NewProducer(cfg ProducerConfig, log *slog.Logger, reg prometheus.Registerer) (*Producer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts, err := cfg.Client.Options(log)
+	if err != nil {
+		return nil, err
+	}
+	popts, err := cfg.kgoOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, popts...)
+	if reg != nil {
+		opts = append(opts, kgo.WithHooks(kprom.NewMetrics("kbridge", kprom.Subsystem("producer"), kprom.Registerer(reg))))
+	}
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new kafka producer: %w", err)
+	}
+	adm := kadm.NewClient(client)
+	p := &Producer{
+		cfg:    cfg,
+		client: client,
+		adm:    adm,
+		topics: newTopics(adm, cfg.AutoCreateTopics, log),
+		log:    log,
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kbridge_publish_records_total",
+			Help: "Records handed to the producer, by outcome (ok, or the error kind).",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		if err := reg.Register(p.records); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("register producer metrics: %w", err)
+		}
+	}
+	return p, nil
+}
+
+func (cfg ProducerConfig) kgoOptions() ([]kgo.Opt, error) {
+	partitioner, err := newPartitioner(cfg.Partitioner)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := compressionCodec(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{
+		kgo.RecordPartitioner(partitioner),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		// A record must never wait forever while Kafka is unreachable.
+		kgo.RecordDeliveryTimeout(cfg.PublishTimeout),
+		// Topic existence is checked before producing (topics.go); a topic
+		// deleted meanwhile should fail fast, not be retried for long.
+		kgo.UnknownTopicRetries(2),
+		// A batch must hold the largest allowed record plus its overhead.
+		kgo.ProducerBatchMaxBytes(int32(max(cfg.MaxRecordBytes+64<<10, 1_000_000))),
+	}
+	if cfg.MaxBufferedBytes > 0 {
+		opts = append(opts, kgo.MaxBufferedBytes(cfg.MaxBufferedBytes))
+	}
+	switch cfg.Acks {
+	case "all", "":
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks())) // idempotent by default
+	case "leader":
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	default:
+		return nil, fmt.Errorf("unknown acks %q", cfg.Acks)
+	}
+	return opts, nil
+}
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy", "":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q", name)
+}
+
+// Client is the underlying franz-go client, for the health monitor.
+func (p *Producer) Client() *kgo.Client { return p.client }
+
+// Publish validates the records, then produces them to topic and waits for
+// Kafka's acknowledgements or the caller's deadline, whichever comes first.
+//
+// A validation failure returns an ErrInvalid error and nothing is produced;
+// so do ErrTopicNotFound, ErrUnavailable and ErrDeadline from the topic
+// lookup. Otherwise Publish returns one Result per record, each with its own
+// error if it failed, or ErrDeadline if the caller's context ended first.
+func (p *Producer) Publish(ctx context.Context, topic string, records []Record) ([]Result, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if err := validateRecords(records, p.cfg.MaxRecordBytes); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		defer cancel()
+	}
+	partitions, err := p.topics.partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if err := validatePartitions(records, partitions); err != nil {
+		return nil, err
+	}
+
+	results := make([]Result, len(records))
+	done := make(chan struct{})
+	var pending atomic.Int64
+	pending.Store(int64(len(records)))
+	for i := range records {
+		// The record's context is not the caller's: a caller that gives up
+		// must not cancel records batched with other callers' records.
+		p.client.TryProduce(context.Background(), records[i].toKgo(topic), func(r *kgo.Record, err error) {
+			res := &results[i]
+			if err != nil {
+				res.Err = p.produceError(topic, err)
+				p.records.WithLabelValues(resultLabel(res.Err)).Inc()
+			} else {
+				res.Partition, res.Offset, res.Timestamp = r.Partition, r.Offset, r.Timestamp
+				p.records.WithLabelValues("ok").Inc()
+			}
+			if pending.Add(-1) == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+		return results, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("publish to %s: %w", topic, ErrDeadline)
+	}
+}
+
+// produceError classifies a record failure from the client.
+func (p *Producer) produceError(topic string, err error) error {
+	switch {
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		return ErrBufferFull
+	case errors.Is(err, kgo.ErrClientClosed):
+		return ErrClosed
+	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
+		return fmt.Errorf("%w: not acknowledged within %s (it may have been written)", ErrUnavailable, p.cfg.PublishTimeout)
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		p.topics.forget(topic)
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return classifyKafka(err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// classifyKafka turns a Kafka protocol error into a KafkaError of the right
+// kind.
+func classifyKafka(err error) error {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	kind := ErrRejected
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		kind = ErrTopicNotFound
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		kind = ErrPermission
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge),
+		errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.InvalidTimestamp):
+		kind = ErrInvalid
+	case ke.Retriable:
+		kind = ErrUnavailable
+	}
+	return &KafkaError{Code: ke.Message, kind: kind, err: err}
+}
+
+func resultLabel(err error) string {
+	for _, k := range []struct {
+		err   error
+		label string
+	}{
+		{ErrBufferFull, "buffer_full"}, {ErrTopicNotFound, "topic_not_found"}, {ErrInvalid, "invalid"},
+		{ErrPermission, "permission"}, {ErrClosed, "closed"}, {ErrUnavailable, "unavailable"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.label
+		}
+	}
+	return "rejected"
+}
+
+// Flush waits until every buffered record is acknowledged or failed, or ctx
+// ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.client.Flush(ctx); err != nil {
+		return fmt.Errorf("flush producer: %w", err)
+	}
+	return nil
+}
+
+// Close closes the client; buffered records that were not flushed fail with
+// ErrClosed.
+func (p *Producer) Close() { p.client.Close() }
+
+// BufferedRecords is how many records wait for Kafka.
+func (p *Producer) BufferedRecords() int64 { return p.client.BufferedProduceRecords() }
