@@ -1,0 +1,371 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/kbridge/kbridge"
+	"github.com/kbridge/kbridge/bridge"
+	"github.com/kbridge/kbridge/config"
+	"github.com/kbridge/kbridge/server"
+)
+
+// Exit codes of Run.
+const (
+	ExitOK     = 0
+	ExitError  = 1 // a runtime failure, or records that could not be flushed
+	ExitConfig = 2 // the configuration is invalid; nothing was started
+)
+
+// Addrs are the addresses kbridge listens on, once bound.
+type Addrs struct {
+	GRPC, HTTP, Admin string
+	// DevKafka is the dev-mode broker's address, empty outside dev mode.
+	DevKafka string
+}
+
+// Hooks let tests observe a run. All are optional.
+type Hooks struct {
+	// Started is called once every listener is bound, before serving.
+	Started func(Addrs)
+}
+
+// Run is kbridge's whole life: load the configuration from args and
+// lookupEnv, serve until ctx ends, shut down, and return the exit code.
+// Logs go to stderr.
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, hooks Hooks) int {
+	cfg, err := config.Load(args, lookupEnv, os.ReadFile)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprint(stderr, config.Usage())
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kbridge: invalid configuration:\n%s\n", indent(err.Error()))
+		return ExitConfig
+	}
+	log := newLogger(cfg, stderr)
+	log.Info("starting kbridge", "config", cfg)
+	if err := serve(ctx, cfg, log, hooks); err != nil {
+		log.Error("kbridge stopped with an error", "error", err)
+		return ExitError
+	}
+	log.Info("kbridge stopped")
+	return ExitOK
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listeners are bound before anything starts, so that a taken port fails at
+// once and ":0" works in tests.
+type listeners struct {
+	grpc, http, admin, devKafka net.Listener
+}
+
+func listen(cfg config.Config) (*listeners, error) {
+	var l listeners
+	var err error
+	bind := func(name, addr string) net.Listener {
+		if err != nil {
+			return nil
+		}
+		var lis net.Listener
+		if lis, err = net.Listen("tcp", addr); err != nil {
+			err = fmt.Errorf("listen %s on %s: %w", name, addr, err)
+		}
+		return lis
+	}
+	l.grpc = bind("grpc-addr", cfg.GRPCAddr)
+	l.http = bind("http-addr", cfg.HTTPAddr)
+	l.admin = bind("admin-addr", cfg.AdminAddr)
+	if cfg.Dev {
+		l.devKafka = bind("dev-kafka-addr", cfg.DevKafkaAddr)
+	}
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	return &l, nil
+}
+
+func (l *listeners) close() {
+	for _, lis := range []net.Listener{l.grpc, l.http, l.admin, l.devKafka} {
+		if lis != nil {
+			_ = lis.Close()
+		}
+	}
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks) error {
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer lis.close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	brokers := cfg.Brokers
+	if cfg.Dev {
+		cluster, err := startDevKafka(lis.devKafka, log)
+		if err != nil {
+			return err
+		}
+		// The broker outlives everything that uses it: closed last.
+		defer cluster.Close()
+		if len(brokers) == 0 {
+			brokers = cluster.ListenAddrs()
+		}
+	}
+
+	producer, err := bridge.NewProducer(producerConfig(cfg, brokers), log, reg)
+	if err != nil {
+		return err
+	}
+	// The producer outlives the servers that use it: flushed and closed after
+	// the run group returns (see shutdown below).
+
+	monitor, err := bridge.NewKafkaMonitor(producer.Client(), 10*time.Second, log, reg)
+	if err != nil {
+		producer.Close()
+		return err
+	}
+	svc := server.NewProducerService(producer, cfg.Producer.StreamMaxInFlight, log)
+	grpcSrv, err := server.NewGRPC(server.GRPCConfig{MaxRequestBytes: cfg.Producer.MaxRequestBytes}, svc, log, reg)
+	if err != nil {
+		producer.Close()
+		return err
+	}
+
+	// The gateway reaches the gRPC server through an in-memory listener, so
+	// REST calls take the same interceptor chain whatever grpc-addr is.
+	internal := bufconn.Listen(1 << 20)
+	conn, err := grpc.NewClient("passthrough:///kbridge-internal",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return internal.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(cfg.Producer.MaxRequestBytes), grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		producer.Close()
+		return fmt.Errorf("gateway connection: %w", err)
+	}
+	defer conn.Close()
+	gateway, err := server.NewGateway(ctx, conn, cfg.Producer.MaxRequestBytes)
+	if err != nil {
+		producer.Close()
+		return err
+	}
+	httpSrv := &http.Server{Handler: gateway, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	adminSrv := &http.Server{
+		Handler: server.NewAdmin(server.AdminConfig{
+			Ready:    readiness(monitor),
+			Details:  func() any { return health(monitor, producer) },
+			Gatherer: reg,
+			OpenAPI:  kbridge.OpenAPI,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if hooks.Started != nil {
+		addrs := Addrs{GRPC: lis.grpc.Addr().String(), HTTP: lis.http.Addr().String(), Admin: lis.admin.Addr().String()}
+		if lis.devKafka != nil {
+			addrs.DevKafka = lis.devKafka.Addr().String()
+		}
+		hooks.Started(addrs)
+	}
+	log.Info("listening", "grpc", lis.grpc.Addr().String(), "http", lis.http.Addr().String(), "admin", lis.admin.Addr().String())
+
+	// The shutdown budget starts with the first interrupt and is shared by
+	// every step after it, including the final flush.
+	sd := &shutdown{timeout: cfg.ShutdownTimeout}
+	defer sd.release()
+	var g run.Group
+
+	// Signal: the run ends when ctx does (SIGTERM/SIGINT in main).
+	{
+		stop := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-ctx.Done():
+				log.Info("shutting down", "budget", cfg.ShutdownTimeout)
+			case <-stop:
+			}
+			return nil
+		}, func(error) { close(stop) })
+	}
+	// REST API: stops first, letting in-flight requests finish; they go
+	// through the gRPC server, which is still up.
+	{
+		g.Add(func() error {
+			if err := httpSrv.Serve(lis.http); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http server: %w", err)
+			}
+			return nil
+		}, func(error) {
+			if err := httpSrv.Shutdown(sd.context()); err != nil {
+				log.Warn("rest api: in-flight requests cut off at the shutdown deadline", "error", err)
+				_ = httpSrv.Close()
+			}
+		})
+	}
+	// gRPC API (and the gateway's in-memory listener): GracefulStop, falling
+	// back to Stop at the deadline because an open PublishStream never ends
+	// by itself.
+	{
+		internalErr := make(chan error, 1)
+		g.Add(func() error {
+			go func() { internalErr <- grpcSrv.Serve(internal) }()
+			err := grpcSrv.Serve(lis.grpc)
+			if ierr := <-internalErr; err == nil {
+				err = ierr
+			}
+			if err != nil {
+				return fmt.Errorf("grpc server: %w", err)
+			}
+			return nil
+		}, func(error) { grpcSrv.Stop(sd.context()) })
+	}
+	// Kafka monitor: decides readiness, flips gRPC health to SERVING.
+	{
+		mctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			go func() {
+				select {
+				case <-monitor.Ready():
+					grpcSrv.SetServing()
+				case <-mctx.Done():
+				}
+			}()
+			return monitor.Run(mctx)
+		}, func(error) { cancel() })
+	}
+	// Admin server: last, so probes and metrics answer while the rest drains.
+	{
+		g.Add(func() error {
+			if err := adminSrv.Serve(lis.admin); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin server: %w", err)
+			}
+			return nil
+		}, func(error) {
+			if err := adminSrv.Shutdown(sd.context()); err != nil {
+				_ = adminSrv.Close()
+			}
+		})
+	}
+
+	runErr := g.Run()
+	return errors.Join(runErr, flushAndClose(sd.context(), producer, log))
+}
+
+// flushAndClose waits for buffered records within the remaining budget.
+// Records that could not be flushed are an error: their callers were told
+// (DEADLINE_EXCEEDED or UNAVAILABLE), but the operator must know too.
+func flushAndClose(ctx context.Context, p *bridge.Producer, log *slog.Logger) error {
+	defer p.Close()
+	buffered := p.BufferedRecords()
+	if err := p.Flush(ctx); err != nil {
+		left := p.BufferedRecords()
+		log.Error("records could not be flushed to Kafka before the shutdown deadline", "records", left)
+		return fmt.Errorf("%d of %d buffered records not flushed: %w", left, buffered, err)
+	}
+	return nil
+}
+
+// shutdown holds the shutdown deadline, fixed at the first request for it.
+type shutdown struct {
+	timeout time.Duration
+	once    sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+func (s *shutdown) context() context.Context {
+	s.once.Do(func() { s.ctx, s.cancel = context.WithTimeout(context.Background(), s.timeout) })
+	return s.ctx
+}
+
+// release frees the deadline's timer once the shutdown is over.
+func (s *shutdown) release() {
+	s.once.Do(func() {}) // no deadline was ever asked for: nothing to free
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
+
+func readiness(m *bridge.KafkaMonitor) func() (bool, string) {
+	return func() (bool, string) {
+		select {
+		case <-m.Ready():
+			return true, ""
+		default:
+		}
+		reason := "waiting for Kafka to answer a metadata request"
+		if st := m.Status(); st.LastError != "" {
+			reason += " (last error: " + st.LastError + ")"
+		}
+		return false, reason
+	}
+}
+
+func health(m *bridge.KafkaMonitor, p *bridge.Producer) any {
+	return map[string]any{
+		"kafka":    m.Status(),
+		"producer": map[string]any{"buffered_records": p.BufferedRecords()},
+	}
+}
+
+func producerConfig(cfg config.Config, brokers []string) bridge.ProducerConfig {
+	return bridge.ProducerConfig{
+		Client: bridge.ClientConfig{
+			Brokers:       brokers,
+			ClientID:      cfg.Kafka.ClientID,
+			SASLMechanism: cfg.Kafka.SASLMechanism,
+			SASLUsername:  cfg.Kafka.SASLUsername,
+			SASLPassword:  string(cfg.Kafka.SASLPassword),
+			TLS:           cfg.Kafka.TLS,
+			TLSCAFile:     cfg.Kafka.TLSCAFile,
+		},
+		PublishTimeout:     cfg.Producer.PublishTimeout,
+		MaxRecordBytes:     cfg.Producer.MaxRecordBytes,
+		AutoCreateTopics:   cfg.Producer.AutoCreate(cfg.Dev),
+		Partitioner:        cfg.Producer.Partitioner,
+		Acks:               cfg.Producer.Acks,
+		Compression:        cfg.Producer.Compression,
+		Linger:             cfg.Producer.Linger,
+		MaxBufferedRecords: cfg.Producer.MaxBufferedRecords,
+		MaxBufferedBytes:   cfg.Producer.MaxBufferedBytes,
+	}
+}
+
+func indent(s string) string {
+	out := "  "
+	for _, r := range s {
+		out += string(r)
+		if r == '\n' {
+			out += "  "
+		}
+	}
+	return out
+}
