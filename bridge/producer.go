@@ -143,12 +143,30 @@ func (p *Producer) Client() *kgo.Client { return p.client }
 
 // Publish validates the records, then produces them to topic and waits for
 // Kafka's acknowledgements or the caller's deadline, whichever comes first.
+// It is Send followed by Wait.
+func (p *Producer) Publish(ctx context.Context, topic string, records []Record) ([]Result, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		defer cancel()
+	}
+	pending, err := p.Send(ctx, topic, records)
+	if err != nil {
+		return nil, err
+	}
+	return pending.Wait(ctx)
+}
+
+// Send validates the records and hands them to the client, in order,
+// without waiting for Kafka. Records of successive Send calls reach each
+// partition in call order, which is what lets one PublishStream keep its
+// order while many requests are in flight.
 //
 // A validation failure returns an ErrInvalid error and nothing is produced;
 // so do ErrTopicNotFound, ErrUnavailable and ErrDeadline from the topic
-// lookup. Otherwise Publish returns one Result per record, each with its own
-// error if it failed, or ErrDeadline if the caller's context ended first.
-func (p *Producer) Publish(ctx context.Context, topic string, records []Record) ([]Result, error) {
+// lookup. ctx bounds only that lookup (the publish timeout applies when it
+// has no deadline); the records themselves never see it.
+func (p *Producer) Send(ctx context.Context, topic string, records []Record) (*Pending, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return nil, err
 	}
@@ -168,32 +186,69 @@ func (p *Producer) Publish(ctx context.Context, topic string, records []Record) 
 		return nil, err
 	}
 
-	results := make([]Result, len(records))
-	done := make(chan struct{})
-	var pending atomic.Int64
-	pending.Store(int64(len(records)))
+	pending := newPending(len(records))
 	for i := range records {
 		// The record's context is not the caller's: a caller that gives up
 		// must not cancel records batched with other callers' records.
 		p.client.TryProduce(context.Background(), records[i].toKgo(topic), func(r *kgo.Record, err error) {
-			res := &results[i]
 			if err != nil {
-				res.Err = p.produceError(topic, err)
-				p.records.WithLabelValues(resultLabel(res.Err)).Inc()
-			} else {
-				res.Partition, res.Offset, res.Timestamp = r.Partition, r.Offset, r.Timestamp
-				p.records.WithLabelValues("ok").Inc()
+				err = p.produceError(topic, err)
+				p.records.WithLabelValues(resultLabel(err)).Inc()
+				pending.complete(i, Result{Err: err})
+				return
 			}
-			if pending.Add(-1) == 0 {
-				close(done)
-			}
+			p.records.WithLabelValues("ok").Inc()
+			pending.complete(i, Result{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp})
 		})
 	}
+	return pending, nil
+}
+
+// Pending is a Send in flight: its records' results once Kafka answered all
+// of them. Every record completes, at the latest after the publish timeout.
+type Pending struct {
+	results []Result
+	left    atomic.Int64
+	done    chan struct{}
+}
+
+// NewPending returns a Pending for n records whose results are all given.
+// It lets fakes of the producer hand back finished sends.
+func NewPending(results []Result) *Pending {
+	p := newPending(len(results))
+	for i, r := range results {
+		p.complete(i, r)
+	}
+	return p
+}
+
+func newPending(n int) *Pending {
+	p := &Pending{results: make([]Result, n), done: make(chan struct{})}
+	p.left.Store(int64(n))
+	if n == 0 {
+		close(p.done)
+	}
+	return p
+}
+
+func (p *Pending) complete(i int, r Result) {
+	p.results[i] = r
+	if p.left.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+// Done is closed when every record has its result.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Wait returns the results once every record has one, or ErrDeadline if ctx
+// ends first; the records then go on, and their outcome is unknown.
+func (p *Pending) Wait(ctx context.Context) ([]Result, error) {
 	select {
-	case <-done:
-		return results, nil
+	case <-p.done:
+		return p.results, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("publish to %s: %w", topic, ErrDeadline)
+		return nil, ErrDeadline
 	}
 }
 

@@ -17,7 +17,10 @@ import (
 
 // Publisher is the part of bridge.Producer the service needs.
 type Publisher interface {
+	// Publish produces and waits, bounded by ctx or the publish timeout.
 	Publish(ctx context.Context, topic string, records []bridge.Record) ([]bridge.Result, error)
+	// Send hands the records to Kafka in call order without waiting.
+	Send(ctx context.Context, topic string, records []bridge.Record) (*bridge.Pending, error)
 }
 
 // ProducerService implements kbridge.v1.ProducerService on a Publisher.
@@ -73,9 +76,11 @@ func (s *ProducerService) status(err error, topic string) *status.Status {
 // PublishStream implements the bidirectional RPC: one response per request,
 // in request order, with at most streamMaxInFlight records in flight.
 //
-// A receiver goroutine reads requests and starts each publish; this goroutine
-// sends the responses in order. When the in-flight budget is spent, the
-// receiver stops reading, and HTTP/2 flow control holds the client back.
+// A receiver goroutine reads requests and hands their records to the
+// producer in arrival order (so records of one stream keep their order in
+// each partition); this goroutine waits for each request's results in the
+// same order and sends the responses. When the in-flight budget is spent,
+// the receiver stops reading, and HTTP/2 flow control holds the client back.
 func (s *ProducerService) PublishStream(stream grpc.BidiStreamingServer[kbridgev1.PublishStreamRequest, kbridgev1.PublishStreamResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -98,22 +103,50 @@ func (s *ProducerService) PublishStream(stream grpc.BidiStreamingServer[kbridgev
 	}()
 
 	for call := range queue {
-		select {
-		case <-call.done:
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+		resp, err := call.response(ctx, s)
+		budget.Release(call.cost)
+		if err != nil {
+			return err
 		}
-		if err := stream.Send(call.resp); err != nil {
+		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
 	return <-recvDone
 }
 
-// streamCall is one request of a stream, answered when done is closed.
+// streamCall is one request of a stream: its records in flight, or the error
+// that kept them from being sent.
 type streamCall struct {
-	done chan struct{}
-	resp *kbridgev1.PublishStreamResponse
+	req     *kbridgev1.PublishStreamRequest
+	cost    int64
+	pending *bridge.Pending
+	err     error
+}
+
+// response waits for the call's results and builds its response.
+func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridgev1.PublishStreamResponse, error) {
+	resp := &kbridgev1.PublishStreamResponse{RequestId: c.req.GetRequestId()}
+	topic := c.req.GetTopic()
+	if c.err != nil {
+		st := s.status(c.err, topic)
+		resp.Error = apiError(st.Code(), st.Message())
+		return resp, nil
+	}
+	select {
+	case <-c.pending.Done():
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	results, _ := c.pending.Wait(ctx) // done: never fails
+	out, firstErr, ok := toResults(results, topic)
+	if !ok {
+		st := s.status(firstErr, topic)
+		resp.Error = apiError(st.Code(), st.Message())
+		return resp, nil
+	}
+	resp.Results = out
+	return resp, nil
 }
 
 func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreamingServer[kbridgev1.PublishStreamRequest, kbridgev1.PublishStreamResponse], budget *semaphore.Weighted, queue chan<- *streamCall) error {
@@ -131,30 +164,12 @@ func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreaming
 		if err := budget.Acquire(ctx, cost); err != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
-		call := &streamCall{done: make(chan struct{})}
+		call := &streamCall{req: req, cost: cost}
+		if records, err := toRecords(ctx, req.GetRecords()); err != nil {
+			call.err = err
+		} else {
+			call.pending, call.err = s.pub.Send(ctx, req.GetTopic(), records)
+		}
 		queue <- call // never blocks: see the queue's capacity
-		go func() {
-			defer close(call.done)
-			defer budget.Release(cost)
-			call.resp = s.publishStreamRequest(ctx, req)
-		}()
 	}
-}
-
-func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridgev1.PublishStreamRequest) *kbridgev1.PublishStreamResponse {
-	resp := &kbridgev1.PublishStreamResponse{RequestId: req.GetRequestId()}
-	results, err := s.publish(ctx, req.GetTopic(), req.GetRecords())
-	if err != nil {
-		st := s.status(err, req.GetTopic())
-		resp.Error = apiError(st.Code(), st.Message())
-		return resp
-	}
-	out, firstErr, ok := toResults(results, req.GetTopic())
-	if !ok {
-		st := s.status(firstErr, req.GetTopic())
-		resp.Error = apiError(st.Code(), st.Message())
-		return resp
-	}
-	resp.Results = out
-	return resp
 }
