@@ -224,7 +224,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 			}
 			return nil
 		}, func(error) {
-			if err := httpSrv.Shutdown(sd.context()); err != nil {
+			if err := httpSrv.Shutdown(sd.drainContext()); err != nil {
 				log.Warn("rest api: in-flight requests cut off at the shutdown deadline", "error", err)
 				_ = httpSrv.Close()
 			}
@@ -245,7 +245,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 				return fmt.Errorf("grpc server: %w", err)
 			}
 			return nil
-		}, func(error) { grpcSrv.Stop(sd.context()) })
+		}, func(error) { grpcSrv.Stop(sd.drainContext()) })
 	}
 	// Kafka monitor: decides readiness, flips gRPC health to SERVING.
 	{
@@ -269,14 +269,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 			}
 			return nil
 		}, func(error) {
-			if err := adminSrv.Shutdown(sd.context()); err != nil {
+			if err := adminSrv.Shutdown(sd.drainContext()); err != nil {
 				_ = adminSrv.Close()
 			}
 		})
 	}
 
 	runErr := g.Run()
-	return errors.Join(runErr, flushAndClose(sd.context(), producer, log))
+	return errors.Join(runErr, flushAndClose(sd.finalContext(), producer, log))
 }
 
 // flushAndClose waits for buffered records within the remaining budget.
@@ -285,6 +285,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 func flushAndClose(ctx context.Context, p *bridge.Producer, log *slog.Logger) error {
 	defer p.Close()
 	buffered := p.BufferedRecords()
+	if buffered == 0 {
+		return nil
+	}
 	if err := p.Flush(ctx); err != nil {
 		left := p.BufferedRecords()
 		log.Error("records could not be flushed to Kafka before the shutdown deadline", "records", left)
@@ -293,24 +296,42 @@ func flushAndClose(ctx context.Context, p *bridge.Producer, log *slog.Logger) er
 	return nil
 }
 
-// shutdown holds the shutdown deadline, fixed at the first request for it.
+// shutdown holds the shutdown deadlines, fixed at the first request for
+// them: the servers drain until the drain deadline, and the final steps
+// (flushing the producer) have until the end of the budget, so a stream
+// that never ends cannot eat the flush's time.
 type shutdown struct {
 	timeout time.Duration
 	once    sync.Once
-	ctx     context.Context
-	cancel  context.CancelFunc
+	drain   context.Context
+	final   context.Context
+	cancels []context.CancelFunc
 }
 
-func (s *shutdown) context() context.Context {
-	s.once.Do(func() { s.ctx, s.cancel = context.WithTimeout(context.Background(), s.timeout) })
-	return s.ctx
+// flushReserve is the part of the budget kept for the final flush.
+func flushReserve(budget time.Duration) time.Duration { return min(budget/5, 5*time.Second) }
+
+func (s *shutdown) start() {
+	s.once.Do(func() {
+		end := time.Now().Add(s.timeout)
+		var c1, c2 context.CancelFunc
+		s.final, c1 = context.WithDeadline(context.Background(), end)
+		s.drain, c2 = context.WithDeadline(s.final, end.Add(-flushReserve(s.timeout)))
+		s.cancels = []context.CancelFunc{c2, c1}
+	})
 }
 
-// release frees the deadline's timer once the shutdown is over.
+// drainContext ends when the servers must stop waiting for in-flight calls.
+func (s *shutdown) drainContext() context.Context { s.start(); return s.drain }
+
+// finalContext ends with the whole budget.
+func (s *shutdown) finalContext() context.Context { s.start(); return s.final }
+
+// release frees the deadlines' timers once the shutdown is over.
 func (s *shutdown) release() {
 	s.once.Do(func() {}) // no deadline was ever asked for: nothing to free
-	if s.cancel != nil {
-		s.cancel()
+	for _, cancel := range s.cancels {
+		cancel()
 	}
 }
 

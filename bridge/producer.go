@@ -59,7 +59,8 @@ func NewProducer(cfg ProducerConfig, log *slog.Logger, reg prometheus.Registerer
 	}
 	opts = append(opts, popts...)
 	if reg != nil {
-		opts = append(opts, kgo.WithHooks(kprom.NewMetrics("kbridge", kprom.Subsystem("producer"), kprom.Registerer(reg))))
+		opts = append(opts, kgo.WithHooks(kprom.NewMetrics("kbridge", kprom.Subsystem("producer"), kprom.Registerer(reg),
+			kprom.FetchAndProduceDetail(kprom.ByTopic, kprom.Batches, kprom.Records, kprom.UncompressedBytes, kprom.CompressedBytes, kprom.ConsistentNaming))))
 	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
