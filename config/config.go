@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -92,6 +93,13 @@ func (s Secret) LogValue() slog.Value {
 
 // String keeps a Secret out of fmt output too.
 func (s Secret) String() string { return s.LogValue().String() }
+
+// GoString keeps a Secret out of %#v output (test failures, panics).
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// MarshalText keeps a Secret out of encoders such as encoding/json, which
+// slog's JSON handler uses for a struct that holds a Secret.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Default returns the configuration used where nothing else is set.
 func Default() Config {
@@ -193,7 +201,9 @@ func (p Producer) validate() []error {
 	if p.MaxRequestBytes < p.MaxRecordBytes {
 		bad("max-request-bytes", "must be at least max-record-bytes (%d), got %d", p.MaxRecordBytes, p.MaxRequestBytes)
 	}
-	if p.MaxBufferedBytes > 0 && p.MaxBufferedBytes < p.MaxRecordBytes {
+	if p.MaxBufferedBytes < 0 {
+		bad("max-buffered-bytes", "must not be negative (0 means no byte limit), got %d", p.MaxBufferedBytes)
+	} else if p.MaxBufferedBytes > 0 && p.MaxBufferedBytes < p.MaxRecordBytes {
 		bad("max-buffered-bytes", "must be at least max-record-bytes (%d), got %d", p.MaxRecordBytes, p.MaxBufferedBytes)
 	}
 	if p.MaxBufferedRecords < 1 {

@@ -55,33 +55,41 @@ func Load(args []string, lookupEnv func(string) (string, bool), readFile func(st
 	cfg := Default()
 	var errs []error
 	apply := func(source string, o Option, v string) {
-		if err := o.set(&cfg, v); err != nil {
+		if err := o.set(&cfg, strings.TrimSpace(v)); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %s (from %s)", o.Name, err, source))
 		}
 	}
 
+	// A file that cannot be read or parsed contributes nothing, so validating
+	// the rest would report problems (no brokers, say) that the file may fix.
+	validate := true
 	if configPath != "" {
 		values, err := readYAML(configPath, readFile, byName)
 		if err != nil {
 			errs = append(errs, err)
+			validate = values != nil
 		}
 		for _, kv := range values {
 			apply(configPath, byName[kv.name], kv.value)
 		}
 	}
 	for _, o := range opts {
-		if v, ok := lookupEnv(o.Env()); ok {
+		// An empty variable counts as unset: Kubernetes manifests often
+		// carry `value: ""` for options they mean to leave alone.
+		if v, ok := lookupEnv(o.Env()); ok && strings.TrimSpace(v) != "" {
 			apply(o.Env(), o, v)
 		}
 	}
 	for _, s := range flagValues {
 		apply("--"+s.name, byName[s.name], s.value)
 	}
+	if validate {
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
-	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
 	}
 	return cfg, nil
 }
@@ -89,7 +97,8 @@ func Load(args []string, lookupEnv func(string) (string, bool), readFile func(st
 type keyValue struct{ name, value string }
 
 // readYAML reads a flat YAML mapping of option keys. A list value (brokers) is
-// joined with commas; unknown keys are errors so that typos surface.
+// joined with commas; unknown keys are errors so that typos surface. The
+// values are nil only when the file cannot be read or parsed.
 func readYAML(path string, readFile func(string) ([]byte, error), byName map[string]Option) ([]keyValue, error) {
 	data, err := readFile(path)
 	if err != nil {
@@ -100,13 +109,17 @@ func readYAML(path string, readFile func(string) ([]byte, error), byName map[str
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: parse %s: %w", path, err)
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: parse %s: only one YAML document is allowed", path)
+	}
 	keys := make([]string, 0, len(doc))
 	for k := range doc {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 
-	var out []keyValue
+	out := make([]keyValue, 0, len(keys))
 	var errs []error
 	for _, k := range keys {
 		name := strings.ReplaceAll(k, "_", "-")

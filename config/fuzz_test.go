@@ -1,0 +1,55 @@
+package config_test
+
+import (
+	"testing"
+
+	"github.com/kbridge/kbridge/config"
+)
+
+// FuzzLoad loads an arbitrary YAML file together with an arbitrary value for
+// one option's environment variable. Invariants:
+//   - Load never panics, whatever the file and the value;
+//   - on success, the configuration it returns passes Validate();
+//   - on failure, the error message is not empty (it names what to fix);
+//   - Load is a pure function: the same inputs give the same result.
+func FuzzLoad(f *testing.F) {
+	f.Add("brokers:\n  - a:9092\n  - b:9092\nshutdown_timeout: 10s\n", uint8(0), "c:9092")
+	f.Add("dev: true\nlog_format: json\nlog_level: debug\n", uint8(6), "1m")
+	f.Add("brokers: a:9092, b:9092\nsasl_mechanism: scram-sha-256\nsasl_username: app\ntls: true\n", uint8(12), "s3cret")
+	f.Add("dev: true\nmax_record_bytes: 2000\nmax_request_bytes: 1000\n", uint8(16), "3000")
+	f.Add("dev: true\npartitioner: crc32\nacks: leader\ncompression: zstd\nlinger: 5ms\n", uint8(22), "-1s")
+	f.Add("grpc_adr: typo\nbrokers: {a: 1}\n", uint8(4), "yes")
+	f.Add("brokers: [a:9092\n", uint8(19), "")
+	f.Add("", uint8(4), "true")
+
+	opts := config.Options()
+	f.Fuzz(func(t *testing.T, file string, opt uint8, value string) {
+		o := opts[int(opt)%len(opts)]
+		lookupEnv := env{"KBRIDGE_CONFIG": "fuzz.yaml", o.Env(): value}.lookup
+		readFile := files{"fuzz.yaml": file}.read
+
+		cfg, err := config.Load(nil, lookupEnv, readFile)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("Load failed with an empty error message (%s=%q)", o.Env(), value)
+			}
+		} else if verr := cfg.Validate(); verr != nil {
+			t.Fatalf("Load succeeded with a configuration that fails Validate: %v", verr)
+		}
+
+		cfg2, err2 := config.Load(nil, lookupEnv, readFile)
+		if errString(err) != errString(err2) {
+			t.Fatalf("Load is not deterministic: %v, then %v", err, err2)
+		}
+		if err == nil && cfg.LogValue().String() != cfg2.LogValue().String() {
+			t.Fatalf("Load is not deterministic:\n%v\n%v", cfg.LogValue(), cfg2.LogValue())
+		}
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
