@@ -32,6 +32,9 @@ const (
 	ExitConfig = 2 // the configuration is invalid; nothing was started
 )
 
+// Version is kbridge's version, set at build time by scripts/build.sh.
+var Version = "dev"
+
 // Addrs are the addresses kbridge listens on, once bound.
 type Addrs struct {
 	GRPC, HTTP, Admin string
@@ -59,7 +62,7 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return ExitConfig
 	}
 	log := newLogger(cfg, stderr)
-	log.Info("starting kbridge", "config", cfg)
+	log.Info("starting kbridge", "version", Version, "config", cfg)
 	if err := serve(ctx, cfg, log, hooks); err != nil {
 		log.Error("kbridge stopped with an error", "error", err)
 		return ExitError

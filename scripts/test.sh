@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. go vet and gofmt;
+#   2. every package with the race detector against the in-process kfake
+#      broker (includes the fault-injection tests);
+#   3. a few seconds of each fuzz target (their seed corpora run in step 2);
+#   4. a real Apache Kafka broker (test/kafka/start.sh: Java 17 + Maven):
+#      the integration suites again against it, then the interop check with
+#      grpcurl, curl and kcat (test/interop/publish.sh).
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    steps 1-2 only (no Java, no kcat needed)
+#
+# Environment: FUZZTIME (default 5s per target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[[ "${1:-}" == "--quick" ]] && quick=true
+step() { printf '\n==> %s\n' "$*"; }
+
+step "vet and format"
+go vet ./...
+unformatted="$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/'))"
+if [[ -n "$unformatted" ]]; then
+  echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
+fi
+
+step "unit and end-to-end tests against the in-process broker (kfake)"
+go test -race -count=1 ./...
+
+$quick && exit 0
+
+step "fuzz targets, ${FUZZTIME:-5s} each"
+while read -r file; do
+  pkg="./$(dirname "$file")"
+  for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}'); do
+    echo "fuzz $pkg $target"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >/dev/null
+  done
+done < <(grep -rlE '^func Fuzz' --include='*_test.go' .)
+
+step "real Apache Kafka broker"
+if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+  started_kafka=true
+  export "$(test/kafka/start.sh)"
+  trap 'test/kafka/stop.sh >/dev/null 2>&1 || true' EXIT
+fi
+echo "KAFKA_BROKERS=$KAFKA_BROKERS"
+# The integration suites pick the real broker up from KAFKA_BROKERS; tests
+# that need kfake's fault injection skip (they ran in step 2).
+go test -race -count=1 ./app/... ./bridge/...
+
+step "interop: grpcurl and curl publish, kcat reads back"
+if ! command -v kcat >/dev/null; then
+  if [[ "${CI:-}" == "true" ]]; then echo "kcat is required in CI" >&2; exit 1; fi
+  echo "SKIPPED: kcat is not installed (apt-get install kcat)" >&2
+else
+  scripts/build.sh bin/kbridge
+  test/interop/publish.sh
+fi
+${started_kafka:-false} && echo "stopping the test broker"
