@@ -48,7 +48,7 @@ func TestPublishGRPC(t *testing.T) {
 		t.Fatalf("Publish: %v", err)
 	}
 	for i, r := range resp.Results {
-		if r.Error != nil || r.Partition != 0 || r.Offset != int64(i) {
+		if r.Error != nil || r.Partition == nil || r.GetPartition() != 0 || r.GetOffset() != int64(i) {
 			t.Errorf("result %d = %v, want partition 0 offset %d", i, r, i)
 		}
 	}
@@ -114,7 +114,7 @@ func TestPublishStreamKeepsOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Recv %d: %v", i, err)
 		}
-		if resp.RequestId != fmt.Sprint(i) || resp.Error != nil || resp.Results[0].Offset != int64(i) {
+		if resp.RequestId != fmt.Sprint(i) || resp.Error != nil || resp.Results[0].GetOffset() != int64(i) {
 			t.Fatalf("response %d = %v, want request %d at offset %d", i, resp, i, i)
 		}
 	}

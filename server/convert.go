@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kbridge/kbridge/bridge"
@@ -117,8 +118,8 @@ func toResults(in []bridge.Result, topic string) (out []*kbridgev1.PublishResult
 		}
 		ok = true
 		out[i] = &kbridgev1.PublishResult{
-			Partition: r.Partition,
-			Offset:    r.Offset,
+			Partition: proto.Int32(r.Partition),
+			Offset:    proto.Int64(r.Offset),
 			Timestamp: timestamppb.New(r.Timestamp),
 		}
 	}

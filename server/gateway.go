@@ -34,11 +34,16 @@ func NewGateway(ctx context.Context, conn *grpc.ClientConn, maxRequestBytes int)
 		}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithRoutingErrorHandler(routingError),
+		// With X-HTTP-Method-Override on a form-encoded POST, the mux parses
+		// (and so consumes) the body before routing; the raw endpoint would
+		// then publish an empty value. Every route is a POST: nothing to
+		// override.
+		runtime.WithDisableHTTPMethodOverride(),
 	)
 	if err := kbridgev1.RegisterProducerServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
-	raw := &rawPublisher{mux: mux, client: kbridgev1.NewProducerServiceClient(conn)}
+	raw := &rawPublisher{mux: mux, client: kbridgev1.NewProducerServiceClient(conn), maxRequestBytes: maxRequestBytes}
 	if err := mux.HandlePath(http.MethodPost, rawPublishPattern, raw.serve); err != nil {
 		return nil, fmt.Errorf("register raw publish: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime/debug"
 
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
@@ -168,8 +169,23 @@ func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreaming
 		if records, err := toRecords(ctx, req.GetRecords()); err != nil {
 			call.err = err
 		} else {
-			call.pending, call.err = s.pub.Send(ctx, req.GetTopic(), records)
+			call.pending, call.err = s.send(ctx, req.GetTopic(), records)
 		}
 		queue <- call // never blocks: see the queue's capacity
 	}
 }
+
+// send calls the publisher's Send, turning a panic into an error: it runs on
+// the receiver goroutine, out of reach of the recovery interceptor, where a
+// panic would end the process.
+func (s *ProducerService) send(ctx context.Context, topic string, records []bridge.Record) (pending *bridge.Pending, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in publisher", "topic", topic, "panic", p, "stack", string(debug.Stack()))
+			err = errPanic // statusFor answers Internal without detail
+		}
+	}()
+	return s.pub.Send(ctx, topic, records)
+}
+
+var errPanic = errors.New("panic in publisher")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	kbridgev1 "github.com/kbridge/kbridge/gen/kbridge/v1"
 )
@@ -37,6 +38,11 @@ const rawPublishPattern = "/v1/topics/{topic}"
 type rawPublisher struct {
 	mux    *runtime.ServeMux
 	client kbridgev1.ProducerServiceClient
+	// maxRequestBytes is also the gRPC server's message limit. The message
+	// built from a body within the limit can exceed it (topic, headers), and
+	// gRPC would refuse it with ResourceExhausted, which the gateway answers
+	// 429, a status clients retry; so it is checked here first.
+	maxRequestBytes int
 }
 
 func (p *rawPublisher) serve(w http.ResponseWriter, r *http.Request, params map[string]string) {
@@ -50,6 +56,11 @@ func (p *rawPublisher) serve(w http.ResponseWriter, r *http.Request, params map[
 			return
 		}
 		writeError(w, http.StatusBadRequest, codes.InvalidArgument, err.Error())
+		return
+	}
+	if n := proto.Size(req); n > p.maxRequestBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, codes.InvalidArgument,
+			fmt.Sprintf("request is %d bytes with its headers; the limit is %d", n, p.maxRequestBytes))
 		return
 	}
 	// AnnotateContext applies the same header forwarding and Grpc-Timeout
@@ -72,7 +83,13 @@ func (p *rawPublisher) serve(w http.ResponseWriter, r *http.Request, params map[
 // are for the caller (400), except *http.MaxBytesError (413).
 func rawRequest(r *http.Request, topic string) (*kbridgev1.PublishRequest, error) {
 	rec := &kbridgev1.Record{}
-	for name, values := range r.URL.Query() {
+	// r.URL.Query would drop a malformed parameter silently, and a key
+	// written "a%zz" would become a null key.
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w (only key and partition are accepted, percent-encoded)", err)
+	}
+	for name, values := range query {
 		switch name {
 		case "key":
 			rec.Key = &values[0]

@@ -429,17 +429,20 @@ func (x *Header) GetValue() []byte {
 	return nil
 }
 
-// PublishResult is the outcome of one record.
+// PublishResult is the outcome of one record: partition, offset and
+// timestamp when it was written, or error when it was not.
+//
+// partition and offset are `optional` so that they are present whenever the
+// record was written, in every JSON encoding, even when they are 0.
 type PublishResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The partition the record was written to.
-	Partition int32 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
-	// The record's offset in that partition.
-	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	// The record's timestamp as stored by Kafka.
+	// The partition the record was written to; absent on error.
+	Partition *int32 `protobuf:"varint,1,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	// The record's offset in that partition; absent on error.
+	Offset *int64 `protobuf:"varint,2,opt,name=offset,proto3,oneof" json:"offset,omitempty"`
+	// The record's timestamp as stored by Kafka; absent on error.
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	// Set when this record was not written; partition, offset and timestamp are
-	// then meaningless.
+	// Set when this record was not written.
 	Error         *Error `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -476,15 +479,15 @@ func (*PublishResult) Descriptor() ([]byte, []int) {
 }
 
 func (x *PublishResult) GetPartition() int32 {
-	if x != nil {
-		return x.Partition
+	if x != nil && x.Partition != nil {
+		return *x.Partition
 	}
 	return 0
 }
 
 func (x *PublishResult) GetOffset() int64 {
-	if x != nil {
-		return x.Offset
+	if x != nil && x.Offset != nil {
+		return *x.Offset
 	}
 	return 0
 }
@@ -598,12 +601,15 @@ const file_kbridge_v1_producer_proto_rawDesc = "" +
 	"_partition\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xa8\x01\n" +
-	"\rPublishResult\x12\x1c\n" +
-	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset\x128\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xcb\x01\n" +
+	"\rPublishResult\x12!\n" +
+	"\tpartition\x18\x01 \x01(\x05H\x00R\tpartition\x88\x01\x01\x12\x1b\n" +
+	"\x06offset\x18\x02 \x01(\x03H\x01R\x06offset\x88\x01\x01\x128\n" +
 	"\ttimestamp\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12'\n" +
-	"\x05error\x18\x04 \x01(\v2\x11.kbridge.v1.ErrorR\x05error\"5\n" +
+	"\x05error\x18\x04 \x01(\v2\x11.kbridge.v1.ErrorR\x05errorB\f\n" +
+	"\n" +
+	"_partitionB\t\n" +
+	"\a_offset\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage2\xd6\x01\n" +
@@ -662,6 +668,7 @@ func file_kbridge_v1_producer_proto_init() {
 		return
 	}
 	file_kbridge_v1_producer_proto_msgTypes[4].OneofWrappers = []any{}
+	file_kbridge_v1_producer_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
