@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // KafkaMonitor decides readiness: kbridge is ready once Kafka has answered a
@@ -16,7 +16,7 @@ import (
 // would pull the app's pod out of its Service for a Kafka problem the app
 // cannot fix); they show in Status and in the kbridge_kafka_up metric.
 type KafkaMonitor struct {
-	adm      *kadm.Client
+	client   *kgo.Client
 	log      *slog.Logger
 	interval time.Duration
 	up       prometheus.Gauge
@@ -44,7 +44,7 @@ func NewKafkaMonitor(client *kgo.Client, interval time.Duration, log *slog.Logge
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &KafkaMonitor{
-		adm:      kadm.NewClient(client),
+		client:   client,
 		log:      log,
 		interval: interval,
 		ready:    make(chan struct{}),
@@ -118,7 +118,12 @@ func (m *KafkaMonitor) isReady() bool {
 func (m *KafkaMonitor) check(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	md, err := m.adm.BrokerMetadata(cctx)
+	// A request of its own, every time: kadm's BrokerMetadata answers from
+	// the client's metadata cache once brokers are known, and so would
+	// never notice an outage.
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{} // brokers only
+	md, err := req.RequestWith(cctx, m.client)
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -101,8 +101,11 @@ func (cfg ProducerConfig) kgoOptions() ([]kgo.Opt, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-		// A record must never wait forever while Kafka is unreachable.
-		kgo.RecordDeliveryTimeout(cfg.PublishTimeout),
+		// A record must never wait forever while Kafka is unreachable; Send
+		// bounds each record with a context of PublishTimeout. Not
+		// kgo.RecordDeliveryTimeout: it counts from the record's Timestamp,
+		// which a caller may set in the past, and would fail that record
+		// (and the rest of its batch) at once.
 		// Topic existence is checked before producing (topics.go); a topic
 		// deleted meanwhile should fail fast, not be retried for long.
 		kgo.UnknownTopicRetries(2),
@@ -146,16 +149,36 @@ func (p *Producer) Client() *kgo.Client { return p.client }
 // Kafka's acknowledgements or the caller's deadline, whichever comes first.
 // It is Send followed by Wait.
 func (p *Producer) Publish(ctx context.Context, topic string, records []Record) ([]Result, error) {
-	if _, ok := ctx.Deadline(); !ok {
+	_, callerDeadline := ctx.Deadline()
+	if !callerDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
 		defer cancel()
 	}
+	// The publish timeout the producer set itself passing means Kafka did
+	// not answer in time (ErrUnavailable); ErrDeadline is kept for the
+	// caller's own deadline.
+	ownTimeout := func(err error) bool {
+		return !callerDeadline && errors.Is(err, ErrDeadline) && errors.Is(ctx.Err(), context.DeadlineExceeded)
+	}
 	pending, err := p.Send(ctx, topic, records)
 	if err != nil {
+		if ownTimeout(err) {
+			return nil, p.lookupTimeoutError(topic)
+		}
 		return nil, err
 	}
-	return pending.Wait(ctx)
+	results, err := pending.Wait(ctx)
+	if ownTimeout(err) {
+		return nil, fmt.Errorf("publish to %s: %w: not acknowledged within %s (records may have been written)", topic, ErrUnavailable, p.cfg.PublishTimeout)
+	}
+	return results, err
+}
+
+// lookupTimeoutError reports the topic lookup outlasting the publish timeout
+// of a caller without a deadline; nothing was produced.
+func (p *Producer) lookupTimeoutError(topic string) error {
+	return fmt.Errorf("look up topic %s: %w: no answer within %s", topic, ErrUnavailable, p.cfg.PublishTimeout)
 }
 
 // Send validates the records and hands them to the client, in order,
@@ -174,24 +197,33 @@ func (p *Producer) Send(ctx context.Context, topic string, records []Record) (*P
 	if err := validateRecords(records, p.cfg.MaxRecordBytes); err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	_, callerDeadline := ctx.Deadline()
+	if !callerDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
 		defer cancel()
 	}
 	partitions, err := p.topics.partitions(ctx, topic)
 	if err != nil {
+		if !callerDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, p.lookupTimeoutError(topic)
+		}
 		return nil, err
 	}
 	if err := validatePartitions(records, partitions); err != nil {
 		return nil, err
 	}
 
+	// The records' context is not the caller's: a caller that gives up must
+	// not cancel records batched with other callers' records. It only bounds
+	// the records' life, one timer per Send, released when the last record
+	// completes; franz-go fails a batch when its first record's context
+	// ends, and only when that is safe for the idempotent producer.
+	rctx, cancel := context.WithTimeout(context.Background(), p.cfg.PublishTimeout)
 	pending := newPending(len(records))
+	pending.release = cancel
 	for i := range records {
-		// The record's context is not the caller's: a caller that gives up
-		// must not cancel records batched with other callers' records.
-		p.client.TryProduce(context.Background(), records[i].toKgo(topic), func(r *kgo.Record, err error) {
+		p.client.TryProduce(rctx, records[i].toKgo(topic), func(r *kgo.Record, err error) {
 			if err != nil {
 				err = p.produceError(topic, err)
 				p.records.WithLabelValues(resultLabel(err)).Inc()
@@ -211,6 +243,7 @@ type Pending struct {
 	results []Result
 	left    atomic.Int64
 	done    chan struct{}
+	release context.CancelFunc // frees the records' timer; may be nil
 }
 
 // NewPending returns a Pending for n records whose results are all given.
@@ -235,6 +268,9 @@ func newPending(n int) *Pending {
 func (p *Pending) complete(i int, r Result) {
 	p.results[i] = r
 	if p.left.Add(-1) == 0 {
+		if p.release != nil {
+			p.release()
+		}
 		close(p.done)
 	}
 }
@@ -260,7 +296,7 @@ func (p *Producer) produceError(topic string, err error) error {
 		return ErrBufferFull
 	case errors.Is(err, kgo.ErrClientClosed):
 		return ErrClosed
-	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries):
+	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w: not acknowledged within %s (it may have been written)", ErrUnavailable, p.cfg.PublishTimeout)
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		p.topics.forget(topic)

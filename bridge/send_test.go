@@ -1,0 +1,83 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestSendKeepsCallOrder: records of successive Send calls reach a partition
+// in call order, without the caller waiting in between.
+func TestSendKeepsCallOrder(t *testing.T) {
+	c := newCluster(t)
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const n = 200
+	pendings := make([]*Pending, n)
+	for i := range n {
+		// Keyed records go where murmur2 sends them; all calls share one
+		// partition through an explicit one.
+		pd, err := p.Send(ctx, testTopic, []Record{{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i)), Partition: 2, HasPartition: true}})
+		if err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+		pendings[i] = pd
+	}
+	last := int64(-1)
+	for i, pd := range pendings {
+		res, err := pd.Wait(ctx)
+		if err != nil {
+			t.Fatalf("Wait %d: %v", i, err)
+		}
+		if !isClosed(pd.Done()) {
+			t.Fatalf("Wait %d returned before Done closed", i)
+		}
+		if res[0].Err != nil || res[0].Partition != 2 || res[0].Offset <= last {
+			t.Fatalf("Send %d: %+v after offset %d", i, res[0], last)
+		}
+		last = res[0].Offset
+	}
+	for i, r := range readBack(t, c.ListenAddrs(), testTopic, n) {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Fatalf("record at offset %d is %q, want %d", r.Offset, r.Value, i)
+		}
+	}
+}
+
+func TestSendValidationAndLookupErrors(t *testing.T) {
+	c := newCluster(t)
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs()))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.Send(ctx, testTopic, []Record{{Partition: testPartitions, HasPartition: true}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Send to partition %d of %d: %v, want ErrInvalid", testPartitions, testPartitions, err)
+	}
+	if _, err := p.Send(ctx, "missing", []Record{{}}); !errors.Is(err, ErrTopicNotFound) {
+		t.Errorf("Send to a missing topic: %v, want ErrTopicNotFound", err)
+	}
+}
+
+func TestPendingWait(t *testing.T) {
+	want := []Result{{Partition: 1, Offset: 7}, {Err: ErrBufferFull}}
+	pd := NewPending(want)
+	if !isClosed(pd.Done()) {
+		t.Fatal("NewPending with all results is not done")
+	}
+	got, err := pd.Wait(context.Background())
+	if err != nil || len(got) != 2 || got[0].Offset != 7 || !errors.Is(got[1].Err, ErrBufferFull) {
+		t.Fatalf("Wait = %+v, %v", got, err)
+	}
+	if !isClosed(NewPending(nil).Done()) {
+		t.Fatal("an empty Pending is not done")
+	}
+
+	open := newPending(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := open.Wait(ctx); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("Wait with an ended context: %v, want ErrDeadline", err)
+	}
+}
