@@ -71,7 +71,7 @@ func TestErrorNotFound(t *testing.T) {
 }
 
 func TestErrorUnavailable(t *testing.T) {
-	kb := start(t, map[string]string{"KBRIDGE_BROKERS": closedPort(t)})
+	kb := start(t, map[string]string{"KBRIDGE_BROKERS": bridgetest.ClosedAddr(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err, code, body := publishBoth(t, kb, ctx, "orders")

@@ -24,7 +24,7 @@ import (
 // probes, stays not ready and says why; once a broker appears it turns ready
 // without a restart, and gRPC health follows.
 func TestStartsWithoutKafkaAndRecovers(t *testing.T) {
-	addr := closedPort(t)
+	addr := bridgetest.ClosedAddr(t)
 	kb := start(t, map[string]string{"KBRIDGE_BROKERS": addr})
 
 	if code, _ := kb.get(t, "/livez"); code != http.StatusOK {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kbridge/kbridge/bridge/bridgetest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -115,7 +117,7 @@ func TestKafkaMonitorReady(t *testing.T) {
 // with the error in Status; a broker appearing on that address makes it
 // ready.
 func TestKafkaMonitorRecovers(t *testing.T) {
-	addr := closedAddr(t)
+	addr := bridgetest.ClosedAddr(t)
 	m := startMonitor(t, []string{addr}, time.Second)
 	waitFor(t, "the first failed check", func() bool { return m.Status().LastError != "" })
 	st := m.Status()

@@ -73,32 +73,6 @@ func newAdmin(tb testing.TB, brokers []string) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
-// readBack consumes topic from the start until it has n records, or fails
-// the test after a generous deadline.
-func readBack(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var got []*kgo.Record
-	for len(got) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records from %s before the deadline", len(got), n, topic)
-		}
-		fs.EachError(func(topic string, p int32, err error) {
-			t.Fatalf("fetch %s/%d: %v", topic, p, err)
-		})
-		got = append(got, fs.Records()...)
-	}
-	return got
-}
-
 // endOffsets returns the end offset of each of topic's partitions.
 func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
 	t.Helper()
@@ -114,19 +88,6 @@ func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
 	m := make(map[int32]int64)
 	offs.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
 	return m
-}
-
-// closedAddr returns a loopback address nothing listens on (the port was
-// free a moment ago).
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // silentBroker returns the address of a listener that accepts connections

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kbridge/kbridge/bridge/bridgetest"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -64,7 +66,7 @@ func TestPublishDeadlineDetached(t *testing.T) {
 	}
 
 	// A's record was written (outcome unknown ≠ failed), before B's.
-	got := readBack(t, c.ListenAddrs(), testTopic, 3)
+	got := bridgetest.ReadRecords(t, c.ListenAddrs(), testTopic, 3)
 	var offA, offB int64 = -1, -1
 	for _, r := range got {
 		switch string(r.Value) {
@@ -188,7 +190,7 @@ func TestPublishRecordLifeBounded(t *testing.T) {
 // TestPublishBrokerUnreachable points the producer at a port nothing listens
 // on; the refused connection fails the topic lookup at once.
 func TestPublishBrokerUnreachable(t *testing.T) {
-	cfg := testProducerConfig([]string{closedAddr(t)})
+	cfg := testProducerConfig([]string{bridgetest.ClosedAddr(t)})
 	cfg.PublishTimeout = 2 * time.Second
 	p := newTestProducer(t, cfg)
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kbridge/kbridge/bridge/bridgetest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -64,7 +66,7 @@ func TestPublishRoundTrip(t *testing.T) {
 		offset    int64
 	}
 	byPos := make(map[at]*kgo.Record)
-	for _, r := range readBack(t, c.ListenAddrs(), testTopic, len(records)) {
+	for _, r := range bridgetest.ReadRecords(t, c.ListenAddrs(), testTopic, len(records)) {
 		byPos[at{r.Partition, r.Offset}] = r
 	}
 	for i, want := range records {
@@ -120,7 +122,7 @@ func TestPublishOldTimestamp(t *testing.T) {
 			t.Fatalf("timestamp %v, want %v", res[0].Timestamp, old)
 		}
 	}
-	if got := readBack(t, c.ListenAddrs(), testTopic, 40)[0]; !got.Timestamp.Equal(old) {
+	if got := bridgetest.ReadRecords(t, c.ListenAddrs(), testTopic, 40)[0]; !got.Timestamp.Equal(old) {
 		t.Fatalf("read back timestamp %v, want %v", got.Timestamp, old)
 	}
 }
@@ -235,7 +237,7 @@ func TestPublishAutoCreatesTopic(t *testing.T) {
 	if err != nil || res[0].Err != nil {
 		t.Fatalf("Publish to partition 3 of a new 4-partition topic: %v / %v", err, res)
 	}
-	got := readBack(t, c.ListenAddrs(), "fresh", 2)
+	got := bridgetest.ReadRecords(t, c.ListenAddrs(), "fresh", 2)
 	if string(got[0].Value) != "v" {
 		t.Fatalf("read back %q", got[0].Value)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kbridge/kbridge/bridge/bridgetest"
 )
 
 // TestSendKeepsCallOrder: records of successive Send calls reach a partition
@@ -40,7 +42,7 @@ func TestSendKeepsCallOrder(t *testing.T) {
 		}
 		last = res[0].Offset
 	}
-	for i, r := range readBack(t, c.ListenAddrs(), testTopic, n) {
+	for i, r := range bridgetest.ReadRecords(t, c.ListenAddrs(), testTopic, n) {
 		if string(r.Value) != strconv.Itoa(i) {
 			t.Fatalf("record at offset %d is %q, want %d", r.Offset, r.Value, i)
 		}

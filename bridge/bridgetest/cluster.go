@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -125,8 +126,16 @@ func (c *Cluster) EndOffsets(tb testing.TB, topic string) int64 {
 // fails the test if they do not arrive within 30 s.
 func (c *Cluster) ReadAll(tb testing.TB, topic string, n int) []*kgo.Record {
 	tb.Helper()
+	return ReadRecords(tb, c.Brokers, topic, n)
+}
+
+// ReadRecords consumes topic on brokers from the start (read_committed)
+// until it has n records, and fails the test if they do not arrive within
+// 30 s.
+func ReadRecords(tb testing.TB, brokers []string, topic string, n int) []*kgo.Record {
+	tb.Helper()
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Brokers...),
+		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -149,4 +158,17 @@ func (c *Cluster) ReadAll(tb testing.TB, topic string, n int) []*kgo.Record {
 		out = append(out, fetches.Records()...)
 	}
 	return out
+}
+
+// ClosedAddr returns a loopback address nothing listens on (the port was
+// free a moment ago).
+func ClosedAddr(tb testing.TB) string {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
 }
