@@ -109,6 +109,10 @@ func (cfg ProducerConfig) kgoOptions() ([]kgo.Opt, error) {
 		// Topic existence is checked before producing (topics.go); a topic
 		// deleted meanwhile should fail fast, not be retried for long.
 		kgo.UnknownTopicRetries(2),
+		// After a leader moves, franz-go retries once metadata is refreshed,
+		// at most every MetadataMinAge (5 s by default): too slow for callers
+		// with second-scale deadlines.
+		kgo.MetadataMinAge(time.Second),
 		// A batch must hold the largest allowed record plus its overhead.
 		kgo.ProducerBatchMaxBytes(int32(max(cfg.MaxRecordBytes+64<<10, 1_000_000))),
 	}
