@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -18,8 +19,16 @@ func newPartitioner(name string) (kgo.Partitioner, error) {
 		hasher = nil // franz-go's default is Kafka's murmur2
 	case "crc32":
 		// SaramaHasher with CRC-32 (IEEE) is librdkafka's unsigned
-		// crc32(key) % partitions on 64-bit platforms.
-		hasher = kgo.SaramaHasher(crc32.ChecksumIEEE)
+		// crc32(key) % partitions on 64-bit platforms. librdkafka's
+		// consistent_random treats an empty key like no key (a random
+		// partition), so an empty key must not pile onto crc32("") % n.
+		crc := kgo.SaramaHasher(crc32.ChecksumIEEE)
+		hasher = func(key []byte, n int) int {
+			if len(key) == 0 {
+				return rand.IntN(n)
+			}
+			return crc(key, n)
+		}
 	default:
 		return nil, fmt.Errorf("unknown partitioner %q", name)
 	}

@@ -188,3 +188,21 @@ func TestRecordToKgo(t *testing.T) {
 		t.Fatalf("explicit partition 0 became %d", kr.Partition)
 	}
 }
+
+// TestCRC32EmptyKeyIsKeyless: librdkafka's consistent_random gives an empty
+// key a random partition; crc32("") % n would pile every such record onto
+// one partition for apps migrating from rdkafka.
+func TestCRC32EmptyKeyIsKeyless(t *testing.T) {
+	p, err := newPartitioner("crc32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := p.ForTopic("t")
+	seen := map[int]bool{}
+	for range 200 {
+		seen[tp.Partition(&kgo.Record{Key: []byte{}, Partition: -1}, 8)] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("200 empty-key records all went to partitions %v", seen)
+	}
+}

@@ -71,7 +71,7 @@ func NewProducer(cfg ProducerConfig, log *slog.Logger, reg prometheus.Registerer
 		cfg:    cfg,
 		client: client,
 		adm:    adm,
-		topics: newTopics(adm, cfg.AutoCreateTopics, log),
+		topics: newTopics(adm, cfg.AutoCreateTopics, log, client.ForceMetadataRefresh),
 		log:    log,
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kbridge_publish_records_total",
@@ -113,8 +113,7 @@ func (cfg ProducerConfig) kgoOptions() ([]kgo.Opt, error) {
 		// at most every MetadataMinAge (5 s by default): too slow for callers
 		// with second-scale deadlines.
 		kgo.MetadataMinAge(time.Second),
-		// A batch must hold the largest allowed record plus its overhead.
-		kgo.ProducerBatchMaxBytes(int32(max(cfg.MaxRecordBytes+64<<10, 1_000_000))),
+		kgo.ProducerBatchMaxBytes(batchMaxBytes(cfg.MaxRecordBytes)),
 	}
 	if cfg.MaxBufferedBytes > 0 {
 		opts = append(opts, kgo.MaxBufferedBytes(cfg.MaxBufferedBytes))
@@ -128,6 +127,20 @@ func (cfg ProducerConfig) kgoOptions() ([]kgo.Opt, error) {
 		return nil, fmt.Errorf("unknown acks %q", cfg.Acks)
 	}
 	return opts, nil
+}
+
+// batchMaxBytes is the largest record batch the producer builds. Kafka
+// refuses a batch over its message.max.bytes (1 MiB + 12 by default) as a
+// whole, whatever the size of its records, so batches stay at 1 MiB; only a
+// record limit raised above 1 MiB (which needs the broker's or topic's limit
+// raised too) raises it. At the default limit, a record within ~100 bytes
+// of 1 MiB does not fit with its overhead and fails as MESSAGE_TOO_LARGE.
+func batchMaxBytes(maxRecordBytes int) int32 {
+	const kafkaDefault = 1 << 20
+	if maxRecordBytes <= kafkaDefault {
+		return kafkaDefault
+	}
+	return int32(maxRecordBytes + 1024) // room for record and batch overhead
 }
 
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
@@ -165,7 +178,7 @@ func (p *Producer) Publish(ctx context.Context, topic string, records []Record) 
 	ownTimeout := func(err error) bool {
 		return !callerDeadline && errors.Is(err, ErrDeadline) && errors.Is(ctx.Err(), context.DeadlineExceeded)
 	}
-	pending, err := p.Send(ctx, topic, records)
+	pending, err := p.send(ctx, topic, records, false)
 	if err != nil {
 		if ownTimeout(err) {
 			return nil, p.lookupTimeoutError(topic)
@@ -186,15 +199,59 @@ func (p *Producer) lookupTimeoutError(topic string) error {
 }
 
 // Send validates the records and hands them to the client, in order,
-// without waiting for Kafka. Records of successive Send calls reach each
-// partition in call order, which is what lets one PublishStream keep its
-// order while many requests are in flight.
+// without waiting for Kafka's acknowledgements. Records of successive Send
+// calls reach each partition in call order, which is what lets one
+// PublishStream keep its order while many requests are in flight.
+//
+// Unlike Publish, which fails fast with ErrBufferFull, Send waits for room
+// in the producer's buffer (at most the publish timeout): a stream applies
+// back-pressure by reading no further, never by failing records, and a
+// failed record in the middle of a stream would break its order.
 //
 // A validation failure returns an ErrInvalid error and nothing is produced;
 // so do ErrTopicNotFound, ErrUnavailable and ErrDeadline from the topic
 // lookup. ctx bounds only that lookup (the publish timeout applies when it
 // has no deadline); the records themselves never see it.
 func (p *Producer) Send(ctx context.Context, topic string, records []Record) (*Pending, error) {
+	return p.send(ctx, topic, records, true)
+}
+
+func (p *Producer) send(ctx context.Context, topic string, records []Record, waitForRoom bool) (*Pending, error) {
+	pending, err := p.prepare(ctx, topic, records)
+	if err != nil {
+		p.records.WithLabelValues(resultLabel(err)).Add(float64(len(records)))
+		return nil, err
+	}
+	produce := p.client.TryProduce
+	if waitForRoom {
+		produce = p.client.Produce
+	}
+	// The records' context is not the caller's: a caller that gives up must
+	// not cancel records batched with other callers' records. It only bounds
+	// the records' life (and a wait for buffer room), one timer per Send,
+	// released when the last record completes; franz-go fails a batch when
+	// its first record's context ends, and only when that is safe for the
+	// idempotent producer.
+	rctx, cancel := context.WithTimeout(context.Background(), p.cfg.PublishTimeout)
+	pending.release = cancel
+	for i := range records {
+		produce(rctx, records[i].toKgo(topic), func(r *kgo.Record, err error) {
+			if err != nil {
+				err = p.produceError(topic, err)
+				p.records.WithLabelValues(resultLabel(err)).Inc()
+				pending.complete(i, Result{Err: err})
+				return
+			}
+			p.records.WithLabelValues("ok").Inc()
+			pending.complete(i, Result{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp})
+		})
+	}
+	return pending, nil
+}
+
+// prepare runs every check that can be made before producing and returns
+// the Pending the records will complete.
+func (p *Producer) prepare(ctx context.Context, topic string, records []Record) (*Pending, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return nil, err
 	}
@@ -217,28 +274,7 @@ func (p *Producer) Send(ctx context.Context, topic string, records []Record) (*P
 	if err := validatePartitions(records, partitions); err != nil {
 		return nil, err
 	}
-
-	// The records' context is not the caller's: a caller that gives up must
-	// not cancel records batched with other callers' records. It only bounds
-	// the records' life, one timer per Send, released when the last record
-	// completes; franz-go fails a batch when its first record's context
-	// ends, and only when that is safe for the idempotent producer.
-	rctx, cancel := context.WithTimeout(context.Background(), p.cfg.PublishTimeout)
-	pending := newPending(len(records))
-	pending.release = cancel
-	for i := range records {
-		p.client.TryProduce(rctx, records[i].toKgo(topic), func(r *kgo.Record, err error) {
-			if err != nil {
-				err = p.produceError(topic, err)
-				p.records.WithLabelValues(resultLabel(err)).Inc()
-				pending.complete(i, Result{Err: err})
-				return
-			}
-			p.records.WithLabelValues("ok").Inc()
-			pending.complete(i, Result{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp})
-		})
-	}
-	return pending, nil
+	return newPending(len(records)), nil
 }
 
 // Pending is a Send in flight: its records' results once Kafka answered all

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -81,5 +82,77 @@ func TestPendingWait(t *testing.T) {
 	cancel()
 	if _, err := open.Wait(ctx); !errors.Is(err, ErrDeadline) {
 		t.Fatalf("Wait with an ended context: %v, want ErrDeadline", err)
+	}
+}
+
+// TestSendWaitsForBufferRoom: a stream's Send applies back-pressure when
+// the producer's buffer is full instead of failing records (which Publish
+// does, fail-fast). Regression test for streams answering
+// RESOURCE_EXHAUSTED under load.
+func TestSendWaitsForBufferRoom(t *testing.T) {
+	c := newCluster(t)
+	held, release := holdProduce(t, c)
+	cfg := testProducerConfig(c.ListenAddrs())
+	cfg.MaxBufferedRecords = 2
+	p := newTestProducer(t, cfg)
+
+	first, err := p.Send(context.Background(), testTopic, []Record{{Value: []byte("0"), Partition: 0, HasPartition: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	sent := make(chan *Pending, 1)
+	go func() {
+		// Five records through a buffer of two: Send must wait, not fail.
+		records := make([]Record, 5)
+		for i := range records {
+			records[i] = Record{Value: []byte{byte('1' + i)}, Partition: 0, HasPartition: true}
+		}
+		pending, err := p.Send(context.Background(), testTopic, records)
+		if err != nil {
+			t.Errorf("Send: %v", err)
+		}
+		sent <- pending
+	}()
+	release()
+	pending := <-sent
+	for _, pd := range []*Pending{first, pending} {
+		results, err := pd.Wait(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range results {
+			if r.Err != nil {
+				t.Errorf("record %d failed: %v", i, r.Err)
+			}
+		}
+	}
+	got := bridgetest.ReadRecords(t, c.ListenAddrs(), testTopic, 6)
+	for i, r := range got {
+		if want := string(rune('0' + i)); string(r.Value) != want {
+			t.Errorf("offset %d holds %q, want %q: order broken", r.Offset, r.Value, want)
+		}
+	}
+}
+
+// TestManySmallRecordsFitKafkaBatchLimit: batches must stay under Kafka's
+// message.max.bytes, or a publish of many small records fails as a whole
+// with MESSAGE_TOO_LARGE. Regression test: the batch limit was 1 MiB+64 KiB.
+func TestManySmallRecordsFitKafkaBatchLimit(t *testing.T) {
+	c := newCluster(t)
+	p := newTestProducer(t, testProducerConfig(c.ListenAddrs())) // compression none
+	value := bytes.Repeat([]byte("x"), 2000)
+	records := make([]Record, 600)
+	for i := range records {
+		records[i] = Record{Value: value, Partition: 0, HasPartition: true}
+	}
+	results, err := p.Publish(context.Background(), testTopic, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			t.Fatalf("record %d: %v", i, r.Err)
+		}
 	}
 }

@@ -33,6 +33,9 @@ type topics struct {
 	log        *slog.Logger
 	now        func() time.Time
 
+	// partitionsChanged is called when a topic's partition count changed.
+	partitionsChanged func()
+
 	group singleflight.Group
 	mu    sync.Mutex
 	known map[string]topicInfo
@@ -43,8 +46,8 @@ type topicInfo struct {
 	fetched    time.Time
 }
 
-func newTopics(adm *kadm.Client, autoCreate bool, log *slog.Logger) *topics {
-	return &topics{adm: adm, autoCreate: autoCreate, log: log, now: time.Now, known: make(map[string]topicInfo)}
+func newTopics(adm *kadm.Client, autoCreate bool, log *slog.Logger, partitionsChanged func()) *topics {
+	return &topics{adm: adm, autoCreate: autoCreate, log: log, now: time.Now, known: make(map[string]topicInfo), partitionsChanged: partitionsChanged}
 }
 
 // partitions returns the topic's partition count.
@@ -52,18 +55,22 @@ func (t *topics) partitions(ctx context.Context, topic string) (int32, error) {
 	t.mu.Lock()
 	info, ok := t.known[topic]
 	t.mu.Unlock()
-	if ok && t.now().Sub(info.fetched) < topicTTL {
+	if ok {
+		if t.now().Sub(info.fetched) >= topicTTL {
+			// Refresh in the background and answer from the cache meanwhile:
+			// a publish to a known topic never waits on a metadata round
+			// trip, nor fails because Kafka hiccuped during one. The lookup
+			// is bounded by lookupTimeout; its channel is buffered, so
+			// nobody needs to read it.
+			t.group.DoChan(topic, func() (any, error) { return t.lookupDetached(context.Background(), topic) })
+		}
 		return info.partitions, nil
 	}
 	// One metadata request per topic however many callers miss at once. It
 	// runs detached from the caller that started it, bounded by its own
 	// timeout, so that caller giving up does not fail the others; each
 	// caller waits on its own context.
-	ch := t.group.DoChan(topic, func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
-		defer cancel()
-		return t.lookup(lctx, topic)
-	})
+	ch := t.group.DoChan(topic, func() (any, error) { return t.lookupDetached(ctx, topic) })
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -82,17 +89,34 @@ func (t *topics) forget(topic string) {
 	t.mu.Unlock()
 }
 
+func (t *topics) lookupDetached(ctx context.Context, topic string) (any, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+	defer cancel()
+	return t.lookup(lctx, topic)
+}
+
+// lookup asks Kafka and updates the cache. A failed refresh keeps the old
+// entry, except when the topic is gone.
 func (t *topics) lookup(ctx context.Context, topic string) (int32, error) {
 	n, err := t.describe(ctx, topic)
 	if errors.Is(err, ErrTopicNotFound) && t.autoCreate {
 		n, err = t.create(ctx, topic)
 	}
+	if errors.Is(err, ErrTopicNotFound) {
+		t.forget(topic)
+	}
 	if err != nil {
 		return 0, err
 	}
 	t.mu.Lock()
+	prev, known := t.known[topic]
 	t.known[topic] = topicInfo{partitions: n, fetched: t.now()}
 	t.mu.Unlock()
+	if known && prev.partitions != n && t.partitionsChanged != nil {
+		// The producer refreshes its own metadata only every few minutes;
+		// without this it would refuse an explicit partition we now accept.
+		t.partitionsChanged()
+	}
 	return n, nil
 }
 
