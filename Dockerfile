@@ -7,7 +7,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN scripts/build.sh /out/kbridge
+# .git is not in the build context: pass the version in,
+# e.g. docker build --build-arg KBRIDGE_VERSION=$(git describe --tags --always) .
+ARG KBRIDGE_VERSION=dev
+RUN KBRIDGE_VERSION="${KBRIDGE_VERSION}" scripts/build.sh /out/kbridge
 
 # distroless/static: no shell, no package manager, CA certificates for TLS
 # to the brokers, and the non-root user 65532.

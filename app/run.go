@@ -154,7 +154,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 		producer.Close()
 		return err
 	}
-	svc := server.NewProducerService(producer, cfg.Producer.StreamMaxInFlight, log)
+	svc := server.NewProducerService(producer, server.ProducerServiceConfig{
+		StreamMaxInFlight: cfg.Producer.StreamMaxInFlight,
+		MaxRequestBytes:   cfg.Producer.MaxRequestBytes,
+	}, log)
 	grpcSrv, err := server.NewGRPC(server.GRPCConfig{MaxRequestBytes: cfg.Producer.MaxRequestBytes}, svc, log, reg)
 	if err != nil {
 		producer.Close()
@@ -167,7 +170,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 	conn, err := grpc.NewClient("passthrough:///kbridge-internal",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return internal.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(cfg.Producer.MaxRequestBytes), grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(server.TransportLimit(cfg.Producer.MaxRequestBytes)), grpc.MaxCallRecvMsgSize(64<<20)),
 	)
 	if err != nil {
 		producer.Close()
@@ -233,9 +236,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 			}
 		})
 	}
-	// gRPC API (and the gateway's in-memory listener): GracefulStop, falling
-	// back to Stop at the deadline because an open PublishStream never ends
-	// by itself.
+	// gRPC API (and the gateway's in-memory listener): drain the streams
+	// (they answer what they published and end), then GracefulStop, falling
+	// back to Stop at the deadline.
 	{
 		internalErr := make(chan error, 1)
 		g.Add(func() error {
@@ -248,7 +251,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 				return fmt.Errorf("grpc server: %w", err)
 			}
 			return nil
-		}, func(error) { grpcSrv.Stop(sd.drainContext()) })
+		}, func(error) {
+			svc.Drain()
+			grpcSrv.Stop(sd.drainContext())
+		})
 	}
 	// Kafka monitor: decides readiness, flips gRPC health to SERVING.
 	{

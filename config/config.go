@@ -133,6 +133,9 @@ func (c Config) Validate() error {
 	bad := func(opt, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", opt, fmt.Sprintf(format, args...)))
 	}
+	if len(c.Brokers) > 0 && c.Dev {
+		bad("brokers", "dev mode runs its own in-memory broker; unset KBRIDGE_BROKERS (--brokers) or drop --dev, so that dev mode never writes to a real cluster")
+	}
 	if len(c.Brokers) == 0 && !c.Dev {
 		bad("brokers", "no Kafka brokers configured: set KBRIDGE_BROKERS (or --brokers), or run with --dev for an in-memory broker")
 	}
@@ -211,6 +214,8 @@ func (p Producer) validate() []error {
 	}
 	if p.StreamMaxInFlight < 1 {
 		bad("stream-max-in-flight", "must be at least 1, got %d", p.StreamMaxInFlight)
+	} else if p.StreamMaxInFlight > p.MaxBufferedRecords && p.MaxBufferedRecords >= 1 {
+		bad("stream-max-in-flight", "must not exceed max-buffered-records (%d), got %d: one stream could never fill its window", p.MaxBufferedRecords, p.StreamMaxInFlight)
 	}
 	if p.Linger < 0 {
 		bad("linger", "must not be negative, got %s", p.Linger)

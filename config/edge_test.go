@@ -39,3 +39,15 @@ func TestNegativeBufferedBytesRefused(t *testing.T) {
 	_, err := config.Load([]string{"--dev", "--max-buffered-bytes=-1"}, env{}.lookup, noFiles(t))
 	wantErrContains(t, err, "max-buffered-bytes", "must not be negative")
 }
+
+// TestDevModeRefusesBrokers: dev mode must never write to a real cluster
+// (with topic auto-creation on) because a stray KBRIDGE_BROKERS was set.
+func TestDevModeRefusesBrokers(t *testing.T) {
+	_, err := config.Load([]string{"--dev"}, env{"KBRIDGE_BROKERS": "prod:9092"}.lookup, noFiles(t))
+	wantErrContains(t, err, "brokers", "dev mode")
+}
+
+func TestStreamWindowFitsBuffer(t *testing.T) {
+	_, err := config.Load([]string{"--dev", "--max-buffered-records=100", "--stream-max-in-flight=200"}, env{}.lookup, noFiles(t))
+	wantErrContains(t, err, "stream-max-in-flight", "max-buffered-records")
+}

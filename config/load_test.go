@@ -92,18 +92,27 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := option(t, tt.opt)
 			fsys := files{"kbridge.yaml": fmt.Sprintf("%s: %q\n", o.YAMLKey(), tt.file)}
+			// Dev mode makes brokers optional, but refuses them: the brokers
+			// row runs without it, and has no valid "defaults" layer.
+			base := []string{"--dev"}
+			if tt.opt == "brokers" {
+				base = nil
+			}
 			layers := []struct {
 				name string
 				args []string
 				env  env
 				want any
 			}{
-				{"defaults", []string{"--dev"}, env{}, tt.def},
-				{"file", []string{"--dev"}, env{"KBRIDGE_CONFIG": "kbridge.yaml"}, tt.fromFile},
-				{"env", []string{"--dev"}, env{"KBRIDGE_CONFIG": "kbridge.yaml", o.Env(): tt.env}, tt.fromEnv},
-				{"flag", []string{"--dev", "--" + tt.opt + "=" + tt.flag}, env{"KBRIDGE_CONFIG": "kbridge.yaml", o.Env(): tt.env}, tt.fromFlag},
+				{"defaults", base, env{}, tt.def},
+				{"file", base, env{"KBRIDGE_CONFIG": "kbridge.yaml"}, tt.fromFile},
+				{"env", base, env{"KBRIDGE_CONFIG": "kbridge.yaml", o.Env(): tt.env}, tt.fromEnv},
+				{"flag", append(slices.Clone(base), "--"+tt.opt+"="+tt.flag), env{"KBRIDGE_CONFIG": "kbridge.yaml", o.Env(): tt.env}, tt.fromFlag},
 			}
 			for _, l := range layers {
+				if l.name == "defaults" && base == nil {
+					continue
+				}
 				cfg, err := config.Load(l.args, l.env.lookup, fsys.read)
 				if err != nil {
 					t.Fatalf("%s: Load: %v", l.name, err)
@@ -132,7 +141,11 @@ func TestLoadYAML(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := config.Load([]string{"--dev", "--config", "k.yaml"}, env{}.lookup, files{"k.yaml": tt.file}.read)
+			args := []string{"--config", "k.yaml"}
+			if tt.wantBrokers == nil {
+				args = append(args, "--dev") // brokers are required otherwise
+			}
+			cfg, err := config.Load(args, env{}.lookup, files{"k.yaml": tt.file}.read)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}

@@ -64,7 +64,7 @@ func Options() []Option {
 
 		{Name: "publish-timeout", Default: d.Producer.PublishTimeout.String(), Help: "upper bound for a publish whose caller set no deadline",
 			set: func(c *Config, v string) error { return parseDuration(&c.Producer.PublishTimeout, v) }},
-		{Name: "max-record-bytes", Default: strconv.Itoa(d.Producer.MaxRecordBytes), Help: "largest key+value+headers accepted for one record",
+		{Name: "max-record-bytes", Default: strconv.Itoa(d.Producer.MaxRecordBytes), Help: "largest key+value+headers accepted for one record; above 1 MiB, raise the broker's message.max.bytes too",
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.MaxRecordBytes, v) }},
 		{Name: "max-request-bytes", Default: strconv.Itoa(d.Producer.MaxRequestBytes), Help: "largest publish request (gRPC message or REST body)",
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.MaxRequestBytes, v) }},
@@ -89,7 +89,7 @@ func Options() []Option {
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.MaxBufferedRecords, v) }},
 		{Name: "max-buffered-bytes", Default: strconv.Itoa(d.Producer.MaxBufferedBytes), Help: "bytes waiting for Kafka before publishes fail fast with RESOURCE_EXHAUSTED / 429; 0 for no byte limit",
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.MaxBufferedBytes, v) }},
-		{Name: "stream-max-in-flight", Default: strconv.Itoa(d.Producer.StreamMaxInFlight), Help: "records one PublishStream keeps in flight before it stops reading (back-pressure)",
+		{Name: "stream-max-in-flight", Default: strconv.Itoa(d.Producer.StreamMaxInFlight), Help: "records one PublishStream keeps in flight before it stops reading (back-pressure); at most max-buffered-records",
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.StreamMaxInFlight, v) }},
 	}
 }

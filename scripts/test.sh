@@ -32,11 +32,16 @@ go test -race -count=1 ./...
 $quick && exit 0
 
 step "fuzz targets, ${FUZZTIME:-5s} each"
+fuzzlog="$(mktemp)"
 while read -r file; do
   pkg="./$(dirname "$file")"
   for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}'); do
     echo "fuzz $pkg $target"
-    go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >/dev/null
+    # Quiet on success; on failure show everything (the failing input is
+    # also saved under the package's testdata/fuzz).
+    if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" "$pkg" >"$fuzzlog" 2>&1; then
+      cat "$fuzzlog"; exit 1
+    fi
   done
 done < <(grep -rlE '^func Fuzz' --include='*_test.go' .)
 
@@ -59,4 +64,4 @@ else
   scripts/build.sh bin/kbridge
   test/interop/publish.sh
 fi
-${started_kafka:-false} && echo "stopping the test broker"
+if ${started_kafka:-false}; then echo "stopping the test broker"; fi

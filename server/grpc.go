@@ -18,9 +18,11 @@ import (
 
 // GRPCConfig configures the gRPC server.
 type GRPCConfig struct {
-	// MaxRequestBytes is the largest message the server reads. A larger
-	// message is refused by gRPC's transport itself with RESOURCE_EXHAUSTED;
-	// REST bodies are limited before that, with 413 (see Gateway).
+	// MaxRequestBytes is the largest request accepted. The transport reads
+	// messages up to twice this size, so that the service answers a request
+	// over the limit with INVALID_ARGUMENT; only a message over twice the
+	// limit is refused by gRPC's transport itself, with RESOURCE_EXHAUSTED.
+	// REST bodies are limited before either, with 413 (see NewGateway).
 	MaxRequestBytes int
 }
 
@@ -43,7 +45,7 @@ func NewGRPC(cfg GRPCConfig, svc kbridgev1.ProducerServiceServer, log *slog.Logg
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(obs.unary),
 		grpc.ChainStreamInterceptor(obs.stream),
-		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.MaxRecvMsgSize(TransportLimit(cfg.MaxRequestBytes)),
 		// Clients on loopback may ping often to keep streams alive.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
@@ -55,6 +57,10 @@ func NewGRPC(cfg GRPCConfig, svc kbridgev1.ProducerServiceServer, log *slog.Logg
 	reflection.Register(srv)
 	return &GRPC{srv: srv, health: hs}, nil
 }
+
+// TransportLimit is the largest message the gRPC transport reads for a
+// request limit of maxRequestBytes (see GRPCConfig).
+func TransportLimit(maxRequestBytes int) int { return 2 * maxRequestBytes }
 
 // SetServing flips grpc.health.v1 to SERVING (once Kafka has answered).
 func (g *GRPC) SetServing() {

@@ -117,15 +117,34 @@ func TestStreamPanic(t *testing.T) {
 	}
 }
 
-// TestGRPCMessageLimit: a gRPC message over the limit is refused by the
-// transport before the service sees it.
+// TestGRPCMessageLimit: a request over the limit is INVALID_ARGUMENT (not
+// RESOURCE_EXHAUSTED, which the API documents as "buffer full, retry"), for
+// unary calls and on streams; only a message over the transport's limit
+// (twice the request limit) is refused by gRPC itself.
 func TestGRPCMessageLimit(t *testing.T) {
 	h := newHarness(t)
 	big := &kbridgev1.PublishRequest{Topic: "t", Records: []*kbridgev1.Record{{ValueBytes: make([]byte, testMaxRequestBytes)}}}
 	_, err := h.client.Publish(t.Context(), big)
-	if status.Code(err) != codes.ResourceExhausted {
-		t.Errorf("got %v, want ResourceExhausted from the transport", err)
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "limit") {
+		t.Errorf("got %v, want InvalidArgument naming the limit", err)
 	}
+	huge := &kbridgev1.PublishRequest{Topic: "t", Records: []*kbridgev1.Record{{ValueBytes: make([]byte, TransportLimit(testMaxRequestBytes))}}}
+	if _, err := h.client.Publish(t.Context(), huge); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("over the transport limit: got %v, want ResourceExhausted from gRPC", err)
+	}
+
+	stream, err := h.client.PublishStream(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&kbridgev1.PublishStreamRequest{Topic: "t", RequestId: "big", Records: big.Records}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || resp.GetError().GetCode() != "INVALID_ARGUMENT" {
+		t.Errorf("oversize stream request answered %v, %v; want an INVALID_ARGUMENT response", resp, err)
+	}
+	_ = stream.CloseSend()
 	if n := h.pub.callCount(); n != 0 {
 		t.Errorf("publisher got %d calls", n)
 	}

@@ -69,7 +69,7 @@ func newHarness(tb testing.TB, opts ...func(*harnessConfig)) *harness {
 	if cfg.publisher != nil {
 		pub = cfg.publisher
 	}
-	svc := NewProducerService(pub, cfg.streamMaxInFlight, nil)
+	svc := NewProducerService(pub, ProducerServiceConfig{StreamMaxInFlight: cfg.streamMaxInFlight, MaxRequestBytes: cfg.maxRequestBytes}, nil)
 	g, err := NewGRPC(GRPCConfig{MaxRequestBytes: cfg.maxRequestBytes}, svc, nil, h.reg)
 	if err != nil {
 		tb.Fatalf("NewGRPC: %v", err)

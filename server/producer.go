@@ -3,14 +3,18 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime/debug"
+	"sync"
 
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kbridge/kbridge/bridge"
 	kbridgev1 "github.com/kbridge/kbridge/gen/kbridge/v1"
@@ -24,27 +28,73 @@ type Publisher interface {
 	Send(ctx context.Context, topic string, records []bridge.Record) (*bridge.Pending, error)
 }
 
+// ProducerServiceConfig bounds what the service accepts.
+type ProducerServiceConfig struct {
+	// StreamMaxInFlight bounds the records one PublishStream keeps in flight.
+	StreamMaxInFlight int
+	// MaxRequestBytes is the largest request (one stream message) accepted;
+	// larger ones are INVALID_ARGUMENT. The gRPC transport reads messages
+	// up to twice this size (see GRPCConfig) so that this check, not the
+	// transport's RESOURCE_EXHAUSTED, answers an oversize request.
+	MaxRequestBytes int
+}
+
 // ProducerService implements kbridge.v1.ProducerService on a Publisher.
 type ProducerService struct {
 	kbridgev1.UnimplementedProducerServiceServer
 
 	pub               Publisher
 	streamMaxInFlight int64
+	maxRequestBytes   int
 	log               *slog.Logger
+
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
 
-// NewProducerService returns the service. streamMaxInFlight bounds the
-// records one PublishStream keeps in flight.
-func NewProducerService(pub Publisher, streamMaxInFlight int, log *slog.Logger) *ProducerService {
+// NewProducerService returns the service.
+func NewProducerService(pub Publisher, cfg ProducerServiceConfig, log *slog.Logger) *ProducerService {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ProducerService{pub: pub, streamMaxInFlight: int64(max(streamMaxInFlight, 1)), log: log}
+	maxRequest := cfg.MaxRequestBytes
+	if maxRequest <= 0 {
+		maxRequest = math.MaxInt
+	}
+	return &ProducerService{
+		pub:               pub,
+		streamMaxInFlight: int64(max(cfg.StreamMaxInFlight, 1)),
+		maxRequestBytes:   maxRequest,
+		log:               log,
+		draining:          make(chan struct{}),
+	}
+}
+
+// Drain makes every open PublishStream stop reading, answer the requests it
+// has already published, and end with UNAVAILABLE, so that a graceful stop
+// does not wait for clients that never close their streams and no published
+// request goes unanswered. Call it before stopping the gRPC server.
+func (s *ProducerService) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// errDraining ends a stream at shutdown. Its message is the contract a
+// client relies on to resend safely.
+var errDraining = status.Error(codes.Unavailable,
+	"kbridge is shutting down: every request of this stream that got no response was not published; send it again on a new stream")
+
+// checkSize refuses a request over the size limit before anything else.
+func (s *ProducerService) checkSize(req proto.Message) error {
+	if n := proto.Size(req); n > s.maxRequestBytes {
+		return &bridge.ValidationError{Record: -1, Field: "request", Reason: fmt.Sprintf("is %d bytes; the limit is %d", n, s.maxRequestBytes)}
+	}
+	return nil
 }
 
 // Publish implements the unary RPC. If no record was written, the call fails
 // with the first record's status; otherwise each result carries its own.
 func (s *ProducerService) Publish(ctx context.Context, req *kbridgev1.PublishRequest) (*kbridgev1.PublishResponse, error) {
+	if err := s.checkSize(req); err != nil {
+		return nil, s.status(err, req.GetTopic()).Err()
+	}
 	results, err := s.publish(ctx, req.GetTopic(), req.GetRecords())
 	if err != nil {
 		return nil, s.status(err, req.GetTopic()).Err()
@@ -86,6 +136,7 @@ func (s *ProducerService) PublishStream(stream grpc.BidiStreamingServer[kbridgev
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	budget := semaphore.NewWeighted(s.streamMaxInFlight)
+	gate := &streamGate{}
 
 	// queue holds the requests in flight, in arrival order. Its capacity is
 	// the record budget because every request costs at least one unit of it,
@@ -94,26 +145,66 @@ func (s *ProducerService) PublishStream(stream grpc.BidiStreamingServer[kbridgev
 	queue := make(chan *streamCall, s.streamMaxInFlight)
 	recvDone := make(chan error, 1)
 
-	// The receiver ends when the client half-closes, the stream breaks or
-	// ctx ends. stream.Recv only returns once the RPC is torn down, so on a
-	// send error this method returns without waiting for it; the return
-	// itself tears the RPC down and the receiver follows at once.
+	// The receiver ends when the client half-closes, the stream breaks, the
+	// gate closes or ctx ends. stream.Recv only returns once the RPC is torn
+	// down, so on a send error or a drain this method returns without
+	// waiting for it; the return itself tears the RPC down and the receiver
+	// follows at once.
 	go func() {
 		defer close(queue)
-		recvDone <- s.receive(ctx, stream, budget, queue)
+		recvDone <- s.receive(ctx, stream, budget, gate, queue)
 	}()
 
-	for call := range queue {
+	answer := func(call *streamCall) error {
 		resp, err := call.response(ctx, s)
 		budget.Release(call.cost)
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(resp); err != nil {
-			return err
+		return stream.Send(resp)
+	}
+	for {
+		select {
+		case call, ok := <-queue:
+			if !ok {
+				return <-recvDone
+			}
+			if err := answer(call); err != nil {
+				return err
+			}
+		case <-s.draining:
+			// No request is published after the gate closes, so answering
+			// what is queued answers everything that was published.
+			gate.close()
+			for {
+				select {
+				case call, ok := <-queue:
+					if !ok {
+						return errDraining
+					}
+					if err := answer(call); err != nil {
+						return err
+					}
+				default:
+					return errDraining
+				}
+			}
 		}
 	}
-	return <-recvDone
+}
+
+// streamGate stops a stream's receiver from publishing more requests once
+// the stream drains. The receiver holds it from its check to the enqueue, so
+// after close returns no request is published that is not queued.
+type streamGate struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (g *streamGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 // streamCall is one request of a stream: its records in flight, or the error
@@ -150,7 +241,7 @@ func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridge
 	return resp, nil
 }
 
-func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreamingServer[kbridgev1.PublishStreamRequest, kbridgev1.PublishStreamResponse], budget *semaphore.Weighted, queue chan<- *streamCall) error {
+func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreamingServer[kbridgev1.PublishStreamRequest, kbridgev1.PublishStreamResponse], budget *semaphore.Weighted, gate *streamGate, queue chan<- *streamCall) error {
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -165,14 +256,31 @@ func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreaming
 		if err := budget.Acquire(ctx, cost); err != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
-		call := &streamCall{req: req, cost: cost}
-		if records, err := toRecords(ctx, req.GetRecords()); err != nil {
-			call.err = err
-		} else {
-			call.pending, call.err = s.send(ctx, req.GetTopic(), records)
+		if !s.publishStreamRequest(ctx, req, cost, gate, queue) {
+			budget.Release(cost)
+			return errDraining
 		}
-		queue <- call // never blocks: see the queue's capacity
 	}
+}
+
+// publishStreamRequest publishes one request and queues it for its answer,
+// unless the gate is closed; it reports whether it did.
+func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridgev1.PublishStreamRequest, cost int64, gate *streamGate, queue chan<- *streamCall) bool {
+	gate.mu.Lock()
+	defer gate.mu.Unlock()
+	if gate.closed {
+		return false
+	}
+	call := &streamCall{req: req, cost: cost}
+	if err := s.checkSize(req); err != nil {
+		call.err = err
+	} else if records, err := toRecords(ctx, req.GetRecords()); err != nil {
+		call.err = err
+	} else {
+		call.pending, call.err = s.send(ctx, req.GetTopic(), records)
+	}
+	queue <- call // never blocks: see the queue's capacity
+	return true
 }
 
 // send calls the publisher's Send, turning a panic into an error: it runs on

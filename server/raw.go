@@ -90,6 +90,9 @@ func rawRequest(r *http.Request, topic string) (*kbridgev1.PublishRequest, error
 		return nil, fmt.Errorf("query: %w (only key and partition are accepted, percent-encoded)", err)
 	}
 	for name, values := range query {
+		if len(values) > 1 && (name == "key" || name == "partition") {
+			return nil, fmt.Errorf("query parameter %s is given %d times; give it once", name, len(values))
+		}
 		switch name {
 		case "key":
 			rec.Key = &values[0]

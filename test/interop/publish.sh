@@ -23,42 +23,36 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "interop: FAIL: $*" >&2; echo "--- kbridge log" >&2; cat "$work/kbridge.log" >&2 || true; exit 1; }
 
-# Free loopback ports, picked by the kernel.
-read -r grpc_port http_port admin_port < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-for s in socks: s.close()
-PY
-)
-
+# Ports 0: the kernel picks free ones, and kbridge logs what it bound.
 KBRIDGE_BROKERS="$brokers" KBRIDGE_AUTO_CREATE_TOPICS=true \
-  "$bin" --grpc-addr "127.0.0.1:$grpc_port" --http-addr "127.0.0.1:$http_port" \
-  --admin-addr "127.0.0.1:$admin_port" >"$work/kbridge.log" 2>&1 &
+  "$bin" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
+  >"$work/kbridge.log" 2>&1 &
 pid=$!
 
+addr() { sed -n "s/.*msg=listening .*$1=\([0-9.:]*\).*/\1/p" "$work/kbridge.log" | head -1; }
 for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1 && break
+  admin="$(addr admin)"
+  if [[ -n "$admin" ]] && curl -fsS "http://$admin/readyz" >/dev/null 2>&1; then break; fi
   kill -0 "$pid" 2>/dev/null || fail "kbridge exited during start"
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$admin_port/readyz" >/dev/null || fail "kbridge not ready after 30 s"
+grpc="$(addr grpc)"; http="$(addr http)"; admin="$(addr admin)"
+curl -fsS "http://$admin/readyz" >/dev/null || fail "kbridge not ready after 30 s"
 
 # gRPC, as in the README (grpcurl uses server reflection).
 go tool -modfile=tools/go.mod grpcurl -plaintext -emit-defaults \
   -H 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' \
   -d "{\"topic\":\"$topic\",\"records\":[{\"key\":\"k2\",\"value\":\"hi\",\"headers\":[{\"key\":\"h\",\"value\":\"$(printf v | base64)\"}]}]}" \
-  "127.0.0.1:$grpc_port" kbridge.v1.ProducerService/Publish >"$work/grpc.json" || fail "grpcurl publish"
+  "$grpc" kbridge.v1.ProducerService/Publish >"$work/grpc.json" || fail "grpcurl publish"
 grep -q '"offset"' "$work/grpc.json" || fail "grpcurl answer has no offset: $(cat "$work/grpc.json")"
 
 # REST raw body, as in the README.
-curl -fsS -X POST "127.0.0.1:$http_port/v1/topics/$topic?key=k1" -H 'Content-Type: application/json' \
+curl -fsS -X POST "$http/v1/topics/$topic?key=k1" -H 'Content-Type: application/json' \
   -H 'Kafka-Header-Source: rails' -H 'ce-id: e-1' -d '{"a":1}' >"$work/raw.json" || fail "raw publish"
 grep -q '"offset"' "$work/raw.json" || fail "raw answer has no offset: $(cat "$work/raw.json")"
 
 # REST JSON batch.
-curl -fsS -X POST "127.0.0.1:$http_port/v1/topics/$topic/records" \
+curl -fsS -X POST "$http/v1/topics/$topic/records" \
   -d '{"records":[{"key":"k3","value":"{\"b\":2}","headers":[{"key":"x","value":"eQ=="}]}]}' >"$work/json.json" || fail "JSON publish"
 
 # Read back with librdkafka. Records may sit in different partitions, so
