@@ -192,6 +192,22 @@ func (p *Producer) Publish(ctx context.Context, topic string, records []Record) 
 	return results, err
 }
 
+// lookup asks Kafka about a topic not in the cache, bounded by the caller's
+// deadline or, without one, the publish timeout.
+func (p *Producer) lookup(ctx context.Context, topic string) (int32, error) {
+	_, callerDeadline := ctx.Deadline()
+	if !callerDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		defer cancel()
+	}
+	partitions, err := p.topics.partitions(ctx, topic)
+	if err != nil && !callerDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return 0, p.lookupTimeoutError(topic)
+	}
+	return partitions, err
+}
+
 // lookupTimeoutError reports the topic lookup outlasting the publish timeout
 // of a caller without a deadline; nothing was produced.
 func (p *Producer) lookupTimeoutError(topic string) error {
@@ -258,18 +274,12 @@ func (p *Producer) prepare(ctx context.Context, topic string, records []Record) 
 	if err := validateRecords(records, p.cfg.MaxRecordBytes); err != nil {
 		return nil, err
 	}
-	_, callerDeadline := ctx.Deadline()
-	if !callerDeadline {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
-		defer cancel()
-	}
-	partitions, err := p.topics.partitions(ctx, topic)
-	if err != nil {
-		if !callerDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, p.lookupTimeoutError(topic)
+	partitions, ok := p.topics.cached(topic) // the common case: no timer, no wait
+	if !ok {
+		var err error
+		if partitions, err = p.lookup(ctx, topic); err != nil {
+			return nil, err
 		}
-		return nil, err
 	}
 	if err := validatePartitions(records, partitions); err != nil {
 		return nil, err

@@ -52,19 +52,8 @@ func newTopics(adm *kadm.Client, autoCreate bool, log *slog.Logger, partitionsCh
 
 // partitions returns the topic's partition count.
 func (t *topics) partitions(ctx context.Context, topic string) (int32, error) {
-	t.mu.Lock()
-	info, ok := t.known[topic]
-	t.mu.Unlock()
-	if ok {
-		if t.now().Sub(info.fetched) >= topicTTL {
-			// Refresh in the background and answer from the cache meanwhile:
-			// a publish to a known topic never waits on a metadata round
-			// trip, nor fails because Kafka hiccuped during one. The lookup
-			// is bounded by lookupTimeout; its channel is buffered, so
-			// nobody needs to read it.
-			t.group.DoChan(topic, func() (any, error) { return t.lookupDetached(context.Background(), topic) })
-		}
-		return info.partitions, nil
+	if n, ok := t.cached(topic); ok {
+		return n, nil
 	}
 	// One metadata request per topic however many callers miss at once. It
 	// runs detached from the caller that started it, bounded by its own
@@ -80,6 +69,25 @@ func (t *topics) partitions(ctx context.Context, topic string) (int32, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("look up topic %s: %w", topic, ErrDeadline)
 	}
+}
+
+// cached answers from the cache, if the topic is known.
+func (t *topics) cached(topic string) (int32, bool) {
+	t.mu.Lock()
+	info, ok := t.known[topic]
+	t.mu.Unlock()
+	if ok {
+		if t.now().Sub(info.fetched) >= topicTTL {
+			// Refresh in the background and answer from the cache meanwhile:
+			// a publish to a known topic never waits on a metadata round
+			// trip, nor fails because Kafka hiccuped during one. The lookup
+			// is bounded by lookupTimeout; its channel is buffered, so
+			// nobody needs to read it.
+			t.group.DoChan(topic, func() (any, error) { return t.lookupDetached(context.Background(), topic) })
+		}
+		return info.partitions, true
+	}
+	return 0, false
 }
 
 // forget drops a cached topic, for example after Kafka said it is gone.

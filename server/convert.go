@@ -18,10 +18,9 @@ import (
 var traceHeaders = [...]string{"traceparent", "tracestate"}
 
 // toRecords converts API records to bridge records, checking what only the
-// API can know (both key and key_bytes set). Trace context from the call's
-// metadata is added to each record that does not carry its own.
-func toRecords(ctx context.Context, in []*kbridgev1.Record) ([]bridge.Record, error) {
-	trace := traceContext(ctx)
+// API can know (both key and key_bytes set). The call's trace context (from
+// traceContext) is added to each record that does not carry its own.
+func toRecords(in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, error) {
 	out := make([]bridge.Record, len(in))
 	for i, r := range in {
 		if r == nil {

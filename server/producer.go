@@ -107,7 +107,7 @@ func (s *ProducerService) Publish(ctx context.Context, req *kbridgev1.PublishReq
 }
 
 func (s *ProducerService) publish(ctx context.Context, topic string, in []*kbridgev1.Record) ([]bridge.Result, error) {
-	records, err := toRecords(ctx, in)
+	records, err := toRecords(in, traceContext(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +242,7 @@ func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridge
 }
 
 func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreamingServer[kbridgev1.PublishStreamRequest, kbridgev1.PublishStreamResponse], budget *semaphore.Weighted, gate *streamGate, queue chan<- *streamCall) error {
+	trace := traceContext(ctx) // a stream's metadata never changes
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -256,7 +257,7 @@ func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreaming
 		if err := budget.Acquire(ctx, cost); err != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
-		if !s.publishStreamRequest(ctx, req, cost, gate, queue) {
+		if !s.publishStreamRequest(ctx, req, trace, cost, gate, queue) {
 			budget.Release(cost)
 			return errDraining
 		}
@@ -265,7 +266,7 @@ func (s *ProducerService) receive(ctx context.Context, stream grpc.BidiStreaming
 
 // publishStreamRequest publishes one request and queues it for its answer,
 // unless the gate is closed; it reports whether it did.
-func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridgev1.PublishStreamRequest, cost int64, gate *streamGate, queue chan<- *streamCall) bool {
+func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridgev1.PublishStreamRequest, trace []bridge.Header, cost int64, gate *streamGate, queue chan<- *streamCall) bool {
 	gate.mu.Lock()
 	defer gate.mu.Unlock()
 	if gate.closed {
@@ -274,7 +275,7 @@ func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridge
 	call := &streamCall{req: req, cost: cost}
 	if err := s.checkSize(req); err != nil {
 		call.err = err
-	} else if records, err := toRecords(ctx, req.GetRecords()); err != nil {
+	} else if records, err := toRecords(req.GetRecords(), trace); err != nil {
 		call.err = err
 	} else {
 		call.pending, call.err = s.send(ctx, req.GetTopic(), records)
