@@ -140,7 +140,9 @@ func rawHeaders(h http.Header) ([]*kbridgev1.Header, error) {
 		lower := strings.ToLower(name)
 		var key string
 		switch {
-		case strings.HasPrefix(lower, kafkaHeaderPrefix) && len(lower) > len(kafkaHeaderPrefix):
+		case lower == kafkaHeaderPrefix:
+			return nil, fmt.Errorf("header %s names no record header: write Kafka-Header-<name>", name)
+		case strings.HasPrefix(lower, kafkaHeaderPrefix):
 			k, err := url.PathUnescape(lower[len(kafkaHeaderPrefix):])
 			if err != nil {
 				return nil, fmt.Errorf("header %s: invalid percent-encoding in the name", name)

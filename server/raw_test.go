@@ -191,6 +191,19 @@ func TestRawHeaders(t *testing.T) {
 	}
 }
 
+// TestRawHeaderWithoutName: "Kafka-Header-" alone names no header; it is
+// refused rather than silently dropped.
+func TestRawHeaderWithoutName(t *testing.T) {
+	h := newHarness(t)
+	r := h.rawPost(t, "/v1/topics/t", []byte("v"), http.Header{"Kafka-Header-": {"v"}})
+	if r.status != http.StatusBadRequest || !strings.Contains(decodeError(t, r).Message, "Kafka-Header-<name>") {
+		t.Errorf("status %d %s, want 400 explaining Kafka-Header-<name>", r.status, r.body)
+	}
+	if n := len(h.pub.takeCalls()); n != 0 {
+		t.Errorf("publisher got %d calls", n)
+	}
+}
+
 func TestRawResponse(t *testing.T) {
 	h := newHarness(t)
 	r := h.rawPost(t, "/v1/topics/t?partition=5", []byte("v"), nil)
