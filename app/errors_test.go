@@ -37,10 +37,7 @@ func wantBoth(t *testing.T, grpcErr error, httpCode int, body string, wantCode c
 }
 
 func TestErrorInvalidArgumentWritesNothing(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster), "--max-record-bytes=100")
-	kb.waitReady(t)
+	cluster, topic, kb := startOnTopic(t, "--max-record-bytes=100")
 
 	err, code, body := publishBoth(t, kb, context.Background(), "bad topic!")
 	wantBoth(t, err, code, body, codes.InvalidArgument, http.StatusBadRequest, "topic")
@@ -105,10 +102,7 @@ func holdProduce(t *testing.T, cluster *bridgetest.Cluster) (release func()) {
 }
 
 func TestErrorResourceExhausted(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster), "--max-buffered-records=1", "--stream-max-in-flight=1")
-	kb.waitReady(t)
+	cluster, topic, kb := startOnTopic(t, "--max-buffered-records=1", "--stream-max-in-flight=1")
 	warmUp(t, kb, topic)
 	release := holdProduce(t, cluster)
 
@@ -142,10 +136,7 @@ func TestErrorResourceExhausted(t *testing.T) {
 // DEADLINE_EXCEEDED ("outcome unknown") while its record goes on, and a
 // patient caller's record in the same partition is not failed by it.
 func TestErrorDeadlineExceeded(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster))
-	kb.waitReady(t)
+	cluster, topic, kb := startOnTopic(t)
 	warmUp(t, kb, topic)
 	release := holdProduce(t, cluster)
 
@@ -174,10 +165,7 @@ func TestErrorDeadlineExceeded(t *testing.T) {
 // is answered DEADLINE_EXCEEDED or succeeds, never anything else, and the
 // server keeps serving.
 func TestErrorOneMillisecondDeadline(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster))
-	kb.waitReady(t)
+	_, topic, kb := startOnTopic(t)
 	for range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		_, err := kb.client.Publish(ctx, &kbridgev1.PublishRequest{Topic: topic, Records: []*kbridgev1.Record{{Value: proto.String("x")}}})

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kbridge/kbridge/app"
+	"github.com/kbridge/kbridge/bridge/bridgetest"
 	kbridgev1 "github.com/kbridge/kbridge/gen/kbridge/v1"
 )
 
@@ -61,6 +62,17 @@ func start(t *testing.T, env map[string]string, args ...string) *instance {
 		}
 	})
 	return inst
+}
+
+// startOnTopic starts a cluster (kfake, or $KAFKA_BROKERS) with a fresh
+// one-partition topic, and a ready kbridge on it.
+func startOnTopic(t *testing.T, args ...string) (*bridgetest.Cluster, string, *instance) {
+	t.Helper()
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 1)
+	kb := start(t, brokersEnv(cluster), args...)
+	kb.waitReady(t)
+	return cluster, topic, kb
 }
 
 // stop cancels the run (as SIGTERM does) and returns the exit code.

@@ -88,10 +88,7 @@ func TestHelpExits0(t *testing.T) {
 // stream ends with UNAVAILABLE "shutting down", without waiting out the
 // shutdown budget (25 s here), and kbridge exits 0.
 func TestShutdownWithOpenStream(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster))
-	kb.waitReady(t)
+	_, topic, kb := startOnTopic(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -119,10 +116,7 @@ func TestShutdownWithOpenStream(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster))
-	kb.waitReady(t)
+	_, topic, kb := startOnTopic(t)
 	if _, err := kb.client.Publish(context.Background(), &kbridgev1.PublishRequest{Topic: topic, Records: []*kbridgev1.Record{{Value: proto.String("v")}}}); err != nil {
 		t.Fatal(err)
 	}

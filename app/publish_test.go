@@ -86,10 +86,7 @@ func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equa
 // the records sit in the partition in the same order.
 func TestPublishStreamKeepsOrder(t *testing.T) {
 	const n = 10_000
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster), "--stream-max-in-flight=500")
-	kb.waitReady(t)
+	cluster, topic, kb := startOnTopic(t, "--stream-max-in-flight=500")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -131,10 +128,7 @@ func TestPublishStreamKeepsOrder(t *testing.T) {
 // TestPublishREST covers both REST endpoints: the JSON batch and the raw body
 // with headers, key, CloudEvents and trace context.
 func TestPublishREST(t *testing.T) {
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	kb := start(t, brokersEnv(cluster))
-	kb.waitReady(t)
+	cluster, topic, kb := startOnTopic(t)
 
 	code, body := kb.post(t, "/v1/topics/"+topic+"/records", "application/json",
 		[]byte(`{"records":[{"key":"42","value":"{\"a\":1}","headers":[{"key":"h","value":"aGk="}]},{"value_bytes":"AAE="}]}`))
