@@ -19,11 +19,11 @@ import (
 
 // publishBoth publishes one text record over gRPC and over the REST JSON
 // endpoint and returns both answers.
-func publishBoth(t *testing.T, kb *instance, ctx context.Context, topic string, restHeaders ...string) (error, int, string) {
+func publishBoth(ctx context.Context, t *testing.T, kb *instance, topic string, restHeaders ...string) (int, string, error) {
 	t.Helper()
 	_, err := kb.client.Publish(ctx, &kbridgev1.PublishRequest{Topic: topic, Records: []*kbridgev1.Record{{Value: proto.String("v")}}})
 	code, body := kb.post(t, "/v1/topics/"+topic+"/records", "application/json", []byte(`{"records":[{"value":"v"}]}`), restHeaders...)
-	return err, code, body
+	return code, body, err
 }
 
 func wantBoth(t *testing.T, grpcErr error, httpCode int, body string, wantCode codes.Code, wantHTTP int, wantMsg string) {
@@ -39,7 +39,7 @@ func wantBoth(t *testing.T, grpcErr error, httpCode int, body string, wantCode c
 func TestErrorInvalidArgumentWritesNothing(t *testing.T) {
 	cluster, topic, kb := startOnTopic(t, "--max-record-bytes=100")
 
-	err, code, body := publishBoth(t, kb, context.Background(), "bad topic!")
+	code, body, err := publishBoth(context.Background(), t, kb, "bad topic!")
 	wantBoth(t, err, code, body, codes.InvalidArgument, http.StatusBadRequest, "topic")
 
 	// Two good records and one too large: the whole request is refused.
@@ -60,7 +60,7 @@ func TestErrorNotFound(t *testing.T) {
 	kb := start(t, brokersEnv(cluster)) // auto-creation is off by default
 	kb.waitReady(t)
 	topic := bridgetest.TopicName(t)
-	err, code, body := publishBoth(t, kb, context.Background(), topic)
+	code, body, err := publishBoth(context.Background(), t, kb, topic)
 	wantBoth(t, err, code, body, codes.NotFound, http.StatusNotFound, "does not exist")
 	if cluster.Exists(t, topic) {
 		t.Errorf("topic %s was created with auto-creation off", topic)
@@ -71,7 +71,7 @@ func TestErrorUnavailable(t *testing.T) {
 	kb := start(t, map[string]string{"KBRIDGE_BROKERS": bridgetest.ClosedAddr(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err, code, body := publishBoth(t, kb, ctx, "orders")
+	code, body, err := publishBoth(ctx, t, kb, "orders")
 	wantBoth(t, err, code, body, codes.Unavailable, http.StatusServiceUnavailable, "kafka is unavailable")
 }
 
@@ -123,7 +123,7 @@ func TestErrorResourceExhausted(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval
 	}
-	err, code, body := publishBoth(t, kb, context.Background(), topic)
+	code, body, err := publishBoth(context.Background(), t, kb, topic)
 	wantBoth(t, err, code, body, codes.ResourceExhausted, http.StatusTooManyRequests, "buffer is full")
 
 	release()
@@ -147,7 +147,7 @@ func TestErrorDeadlineExceeded(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err, code, body := publishBoth(t, kb, ctx, topic, "Grpc-Timeout", "200m")
+	code, body, err := publishBoth(ctx, t, kb, topic, "Grpc-Timeout", "200m")
 	wantBoth(t, err, code, body, codes.DeadlineExceeded, http.StatusGatewayTimeout, "")
 
 	release()

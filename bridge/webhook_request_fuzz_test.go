@@ -168,6 +168,7 @@ func checkDecodes(t *testing.T, h http.Header, rec *kgo.Record, s WebhookRequest
 		if want == "" {
 			want = DefaultCloudEventType
 		}
+		//lint:ignore SA1008 kbridge writes ce-* in lower case on purpose (the CloudEvents spelling), bypassing canonicalization
 		if got := unescape("ce-type", h["ce-type"][0]); got != want {
 			t.Errorf("ce-type decodes to %q, want %q", got, want)
 		}

@@ -39,6 +39,7 @@ func TestSecretRedacted(t *testing.T) {
 		{name: "%v config", out: func() string { return fmt.Sprintf("%v", cfg) }},
 		{name: "%+v config", out: func() string { return fmt.Sprintf("%+v", cfg) }},
 		{name: "%#v config", out: func() string { return fmt.Sprintf("%#v", cfg) }},
+		//lint:ignore S1025 the point is what fmt prints for %s
 		{name: "%s secret", out: func() string { return fmt.Sprintf("%s", cfg.Kafka.SASLPassword) }},
 		{name: "%q secret", out: func() string { return fmt.Sprintf("%q", cfg.Kafka.SASLPassword) }},
 		{name: "json.Marshal", out: func() string { b, _ := json.Marshal(cfg); return string(b) }},

@@ -205,13 +205,11 @@ type publishCall struct {
 // like Publish, with a Pending that is already done (bridge offers no way to
 // build an unfinished one; the back-pressure test uses the real producer).
 type fakePublisher struct {
-	mu          sync.Mutex
-	calls       []publishCall
-	inFlight    int // records inside Publish now
-	maxInFlight int
-	nextOffset  int64
-	respond     func(ctx context.Context, topic string, records []bridge.Record) ([]bridge.Result, error)
-	gate        chan struct{} // when set, Publish waits for it to close
+	mu         sync.Mutex
+	calls      []publishCall
+	nextOffset int64
+	respond    func(ctx context.Context, topic string, records []bridge.Record) ([]bridge.Result, error)
+	gate       chan struct{} // when set, Publish waits for it to close
 }
 
 // fakeTime is the timestamp the fake reports for records without their own.
@@ -234,15 +232,8 @@ func (f *fakePublisher) Send(ctx context.Context, topic string, records []bridge
 func (f *fakePublisher) call(ctx context.Context, method, topic string, records []bridge.Record) ([]bridge.Result, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, publishCall{method: method, topic: topic, records: records})
-	f.inFlight += len(records)
-	f.maxInFlight = max(f.maxInFlight, f.inFlight)
 	respond, gate := f.respond, f.gate
 	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		f.inFlight -= len(records)
-		f.mu.Unlock()
-	}()
 
 	if gate != nil {
 		select {
@@ -318,12 +309,6 @@ func (f *fakePublisher) onlyCall(tb testing.TB) publishCall {
 		tb.Fatalf("publisher got %d calls, want 1", len(calls))
 	}
 	return calls[0]
-}
-
-func (f *fakePublisher) inFlightRecords() (now, most int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.inFlight, f.maxInFlight
 }
 
 // waitFor polls cond until it holds, failing after a deadline.
