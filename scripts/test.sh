@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
-#   1. go vet and gofmt;
+#   1. go vet, staticcheck and gofmt;
 #   2. every package with the race detector against the in-process kfake
 #      broker (includes the fault-injection tests);
 #   3. a few seconds of each fuzz target (their seed corpora run in step 2);
@@ -21,8 +21,9 @@ quick=false
 [[ "${1:-}" == "--quick" ]] && quick=true
 step() { printf '\n==> %s\n' "$*"; }
 
-step "vet and format"
+step "vet, staticcheck and format"
 go vet ./...
+go tool -modfile=tools/go.mod staticcheck ./...
 unformatted="$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/'))"
 if [[ -n "$unformatted" ]]; then
   echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
