@@ -122,11 +122,8 @@ const reservedList = "Content-Type, Idempotency-Key, Delivery-Attempt, tracepare
 // replays a request carrying Idempotency-Key on a stale keep-alive
 // connection when it can rewind the body, and every attempt must be one
 // counted attempt. It cannot rewind this body, so a request with a value is
-// never replayed. An empty body (http.NoBody) still can be: the only ways
-// around that are a chunked empty body, which some servers mishandle, or
-// hiding Idempotency-Key from Go behind a non-canonical map key, which is
-// fragile; the replay is still the same attempt with the same
-// Idempotency-Key, which the app must tolerate anyway.
+// never replayed. An empty body (http.NoBody) still could be; WebhookClient
+// prevents that (see noReplayTransport), so send these requests with it.
 //
 // Record headers are mapped thus:
 //   - content-type, traceparent, tracestate: the last occurrence of each (as
