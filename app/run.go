@@ -137,9 +137,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 		}
 		// The broker outlives everything that uses it: closed last.
 		defer cluster.Close()
-		if len(brokers) == 0 {
-			brokers = cluster.ListenAddrs()
-		}
+		brokers = cluster.ListenAddrs() // config refuses brokers with --dev
 	}
 
 	producer, err := bridge.NewProducer(producerConfig(cfg, brokers), log, reg)
@@ -147,11 +145,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 		return err
 	}
 	// The producer outlives the servers that use it: flushed and closed after
-	// the run group returns (see shutdown below).
+	// the run group returns (flushAndClose); this covers the early returns.
+	defer producer.Close()
 
 	monitor, err := bridge.NewKafkaMonitor(producer.Client(), 10*time.Second, log, reg)
 	if err != nil {
-		producer.Close()
 		return err
 	}
 	svc := server.NewProducerService(producer, server.ProducerServiceConfig{
@@ -160,7 +158,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 	}, log)
 	grpcSrv, err := server.NewGRPC(server.GRPCConfig{MaxRequestBytes: cfg.Producer.MaxRequestBytes}, svc, log, reg)
 	if err != nil {
-		producer.Close()
 		return err
 	}
 
@@ -173,13 +170,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(server.TransportLimit(cfg.Producer.MaxRequestBytes)), grpc.MaxCallRecvMsgSize(64<<20)),
 	)
 	if err != nil {
-		producer.Close()
 		return fmt.Errorf("gateway connection: %w", err)
 	}
 	defer conn.Close()
 	gateway, err := server.NewGateway(ctx, conn, cfg.Producer.MaxRequestBytes)
 	if err != nil {
-		producer.Close()
 		return err
 	}
 	httpSrv := &http.Server{Handler: gateway, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,8 @@ type Producer struct {
 	log    *slog.Logger
 
 	records *prometheus.CounterVec
+
+	closeOnce sync.Once
 }
 
 // NewProducer builds the producer client. It does not contact Kafka: the
@@ -406,8 +409,8 @@ func (p *Producer) Flush(ctx context.Context) error {
 }
 
 // Close closes the client; buffered records that were not flushed fail with
-// ErrClosed.
-func (p *Producer) Close() { p.client.Close() }
+// ErrClosed. Closing more than once is safe.
+func (p *Producer) Close() { p.closeOnce.Do(p.client.Close) }
 
 // BufferedRecords is how many records wait for Kafka.
 func (p *Producer) BufferedRecords() int64 { return p.client.BufferedProduceRecords() }
