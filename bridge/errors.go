@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// Sentinel errors of the publish path. The server package maps each to a
-// status code; wrap them with context, and test with errors.Is.
+// Sentinel errors of the package: the publish path's, which the server
+// package maps to status codes, and the commit tracker's. Wrap them with
+// context, and test with errors.Is.
 var (
 	// ErrInvalid marks a request that cannot be valid; nothing was written.
 	ErrInvalid = errors.New("invalid request")
@@ -28,6 +29,22 @@ var (
 	ErrRejected = errors.New("kafka rejected the record")
 	// ErrPermission means the broker denied access to the topic.
 	ErrPermission = errors.New("not authorized")
+
+	// Errors of the commit tracker. Each one is a bug in the caller, never a
+	// delivery outcome: the tracker changes nothing when it returns one, so the
+	// commit point stays safe, and the caller should log it loudly.
+
+	// ErrOffsetOrder means an offset was reported out of fetch order: a
+	// dispatched offset below the fetch position (not above the previous
+	// record, or below the start), a fetch position moving backwards, or a
+	// value that is no Kafka offset at all.
+	ErrOffsetOrder = errors.New("offset out of fetch order")
+	// ErrNotInFlight means Done named an offset that is not in flight: it was
+	// never dispatched, or it is already done.
+	ErrNotInFlight = errors.New("offset not in flight")
+	// ErrCommitAhead means MarkCommitted named an offset beyond the commit
+	// point: something committed an offset the tracker never offered.
+	ErrCommitAhead = errors.New("committed offset beyond the commit point")
 )
 
 // ValidationError is an ErrInvalid that names the offending field.

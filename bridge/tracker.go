@@ -17,27 +17,9 @@ package bridge
 // will ever be delivered.
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sync"
-)
-
-// Errors of the commit tracker. Each one is a bug in the caller, never a
-// delivery outcome: the tracker changes nothing when it returns one, so the
-// commit point stays safe, and the caller should log it loudly.
-var (
-	// ErrOffsetOrder means an offset was reported out of fetch order: a
-	// dispatched offset below the fetch position (not above the previous
-	// record, or below the start), a fetch position moving backwards, or a
-	// value that is no Kafka offset at all.
-	ErrOffsetOrder = errors.New("offset out of fetch order")
-	// ErrNotInFlight means Done named an offset that is not in flight: it was
-	// never dispatched, or it is already done.
-	ErrNotInFlight = errors.New("offset not in flight")
-	// ErrCommitAhead means MarkCommitted named an offset beyond the commit
-	// point: something committed an offset the tracker never offered.
-	ErrCommitAhead = errors.New("committed offset beyond the commit point")
 )
 
 // trackedRecord is one dispatched record, held from dispatch until it and
