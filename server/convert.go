@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -112,7 +113,7 @@ func toResults(in []bridge.Result, topic string) (out []*kbridgev1.PublishResult
 			if firstErr == nil {
 				firstErr = r.Err
 			}
-			out[i] = &kbridgev1.PublishResult{Error: apiError(statusFor(r.Err, topic).Code(), statusFor(r.Err, topic).Message())}
+			out[i] = &kbridgev1.PublishResult{Error: apiError(statusFor(r.Err, topic))}
 			continue
 		}
 		ok = true
@@ -125,8 +126,8 @@ func toResults(in []bridge.Result, topic string) (out []*kbridgev1.PublishResult
 	return out, firstErr, ok
 }
 
-func apiError(code codes.Code, msg string) *kbridgev1.Error {
-	return &kbridgev1.Error{Code: codeName(code), Message: msg}
+func apiError(st *status.Status) *kbridgev1.Error {
+	return &kbridgev1.Error{Code: codeName(st.Code()), Message: st.Message()}
 }
 
 // codeName is the canonical upper-case name of a gRPC code, as in

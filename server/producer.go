@@ -222,7 +222,7 @@ func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridge
 	topic := c.req.GetTopic()
 	if c.err != nil {
 		st := s.status(c.err, topic)
-		resp.Error = apiError(st.Code(), st.Message())
+		resp.Error = apiError(st)
 		return resp, nil
 	}
 	select {
@@ -234,7 +234,7 @@ func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridge
 	out, firstErr, ok := toResults(results, topic)
 	if !ok {
 		st := s.status(firstErr, topic)
-		resp.Error = apiError(st.Code(), st.Message())
+		resp.Error = apiError(st)
 		return resp, nil
 	}
 	resp.Results = out
