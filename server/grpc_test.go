@@ -90,19 +90,11 @@ func TestPanicRecovery(t *testing.T) {
 func TestStreamPanic(t *testing.T) {
 	h := newHarness(t)
 	h.pub.script(panicOn("boom"))
-	stream, err := h.client.PublishStream(t.Context())
-	if err != nil {
-		t.Fatalf("open stream: %v", err)
-	}
-	sent := sendAll(stream, []*kbridgev1.PublishStreamRequest{
+	resps := exchange(t, h.client, []*kbridgev1.PublishStreamRequest{
 		streamRequest("1", &kbridgev1.Record{Value: proto.String("ok")}),
 		streamRequest("2", &kbridgev1.Record{Value: proto.String("boom")}),
 		streamRequest("3", &kbridgev1.Record{Value: proto.String("ok")}),
 	})
-	resps := recvAll(t, stream)
-	if err := <-sent; err != nil {
-		t.Fatalf("send: %v", err)
-	}
 	if len(resps) != 3 {
 		t.Fatalf("got %d responses, want 3", len(resps))
 	}

@@ -52,6 +52,22 @@ func recvAll(t *testing.T, stream publishStream) []*kbridgev1.PublishStreamRespo
 	}
 }
 
+// exchange opens a stream, sends reqs while it reads the responses, and
+// returns every response once the server has ended the stream.
+func exchange(t *testing.T, client kbridgev1.ProducerServiceClient, reqs []*kbridgev1.PublishStreamRequest) []*kbridgev1.PublishStreamResponse {
+	t.Helper()
+	stream, err := client.PublishStream(t.Context())
+	if err != nil {
+		t.Fatalf("open stream: %v", err)
+	}
+	sent := sendAll(stream, reqs)
+	resps := recvAll(t, stream)
+	if err := <-sent; err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	return resps
+}
+
 func streamRequest(id string, records ...*kbridgev1.Record) *kbridgev1.PublishStreamRequest {
 	return &kbridgev1.PublishStreamRequest{Topic: "t", RequestId: id, Records: records}
 }
@@ -69,15 +85,7 @@ func TestStreamOrder(t *testing.T) {
 	reqs[bad].Records[0].KeyBytes = []byte("k")
 	reqs[bad].Records[0].Key = proto.String("k")
 
-	stream, err := h.client.PublishStream(t.Context())
-	if err != nil {
-		t.Fatalf("open stream: %v", err)
-	}
-	sent := sendAll(stream, reqs)
-	resps := recvAll(t, stream)
-	if err := <-sent; err != nil {
-		t.Fatalf("send: %v", err)
-	}
+	resps := exchange(t, h.client, reqs)
 	if len(resps) != n {
 		t.Fatalf("got %d responses, want %d", len(resps), n)
 	}
@@ -139,15 +147,7 @@ func TestStreamErrors(t *testing.T) {
 		streamRequest("d"),
 		streamRequest("e", ok),
 	}
-	stream, err := h.client.PublishStream(t.Context())
-	if err != nil {
-		t.Fatalf("open stream: %v", err)
-	}
-	sent := sendAll(stream, reqs)
-	resps := recvAll(t, stream)
-	if err := <-sent; err != nil {
-		t.Fatalf("send: %v", err)
-	}
+	resps := exchange(t, h.client, reqs)
 	if len(resps) != len(reqs) {
 		t.Fatalf("got %d responses, want %d", len(resps), len(reqs))
 	}
