@@ -37,6 +37,11 @@ type RetryPolicy struct {
 	Multiplier float64
 	// MaxBackoff caps the ceiling and any Retry-After.
 	MaxBackoff time.Duration
+	// Jitter is the part of the ceiling that is random: the wait is drawn
+	// from [ceiling·(1-Jitter), ceiling]. 1 is "full jitter" (the default),
+	// which spreads records that failed together the most; 0 waits exactly
+	// the ceiling.
+	Jitter float64
 	// AttemptTimeout bounds one attempt, from dial to the end of the reply
 	// (WebhookClientConfig.AttemptTimeout should be set from it).
 	AttemptTimeout time.Duration
@@ -54,6 +59,7 @@ func DefaultRetryPolicy() RetryPolicy {
 		InitialBackoff: DefaultInitialBackoff,
 		Multiplier:     DefaultBackoffMultiplier,
 		MaxBackoff:     DefaultMaxBackoff,
+		Jitter:         1,
 		AttemptTimeout: DefaultAttemptTimeout,
 		MaxAttempts:    DefaultMaxAttempts,
 	}
@@ -71,6 +77,9 @@ func (p RetryPolicy) Validate() error {
 	if p.MaxBackoff <= 0 || p.MaxBackoff < p.InitialBackoff {
 		errs = append(errs, fmt.Errorf("max backoff %v: must be positive and at least the initial backoff (%v)", p.MaxBackoff, p.InitialBackoff))
 	}
+	if math.IsNaN(p.Jitter) || p.Jitter < 0 || p.Jitter > 1 {
+		errs = append(errs, fmt.Errorf("jitter %v: must be between 0 and 1", p.Jitter))
+	}
 	if p.AttemptTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("attempt timeout %v: must be positive", p.AttemptTimeout))
 	}
@@ -86,8 +95,9 @@ func (p RetryPolicy) Validate() error {
 // Backoff returns how long to wait after try number attempt (1 for the
 // first) failed. A positive retryAfter (Outcome.RetryAfter) is used as it
 // is, capped at MaxBackoff. Otherwise the wait is drawn uniformly from
-// [0, min(MaxBackoff, InitialBackoff·Multiplier^(attempt-1))] ("full
-// jitter"), so that records failing together do not retry together.
+// [c·(1-Jitter), c] with c = min(MaxBackoff,
+// InitialBackoff·Multiplier^(attempt-1)), so that records failing together
+// do not retry together.
 //
 // rnd is the source of jitter; a *rand.Rand is not safe for concurrent use,
 // so give each goroutine its own, or pass nil for the global source.
@@ -96,13 +106,14 @@ func (p RetryPolicy) Backoff(attempt int, retryAfter time.Duration, rnd *rand.Ra
 		return min(retryAfter, p.MaxBackoff)
 	}
 	ceiling := p.ceiling(attempt)
-	if ceiling <= 0 {
-		return 0
+	spread := time.Duration(float64(ceiling) * min(max(p.Jitter, 0), 1))
+	if ceiling <= 0 || spread <= 0 {
+		return max(ceiling, 0)
 	}
 	if rnd == nil {
-		return time.Duration(rand.Int64N(int64(ceiling) + 1))
+		return ceiling - spread + time.Duration(rand.Int64N(int64(spread)+1))
 	}
-	return time.Duration(rnd.Int64N(int64(ceiling) + 1))
+	return ceiling - spread + time.Duration(rnd.Int64N(int64(spread)+1))
 }
 
 // ceiling is the upper bound of the jittered wait after try attempt. It is

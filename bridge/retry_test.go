@@ -14,6 +14,7 @@ func TestRetryPolicyDefaults(t *testing.T) {
 		InitialBackoff: 200 * time.Millisecond,
 		Multiplier:     2,
 		MaxBackoff:     30 * time.Second,
+		Jitter:         1,
 		AttemptTimeout: 30 * time.Second,
 		MaxAttempts:    10,
 	}
@@ -33,8 +34,8 @@ func TestRetryPolicyValidate(t *testing.T) {
 	}{
 		{
 			name:   "zero value reports every problem",
-			policy: RetryPolicy{MaxElapsed: -time.Second},
-			want:   []string{"initial backoff", "backoff multiplier", "max backoff", "attempt timeout", "max attempts", "max elapsed"},
+			policy: RetryPolicy{MaxElapsed: -time.Second, Jitter: 1.5},
+			want:   []string{"initial backoff", "backoff multiplier", "max backoff", "jitter", "attempt timeout", "max attempts", "max elapsed"},
 		},
 		{
 			name:   "max below initial",
@@ -45,6 +46,11 @@ func TestRetryPolicyValidate(t *testing.T) {
 			name:   "multiplier below 1 and not a number",
 			policy: RetryPolicy{InitialBackoff: time.Second, Multiplier: math.NaN(), MaxBackoff: time.Second, AttemptTimeout: time.Second, MaxAttempts: 1},
 			want:   []string{"backoff multiplier"},
+		},
+		{
+			name:   "jitter not a number",
+			policy: RetryPolicy{InitialBackoff: time.Second, Multiplier: 1, MaxBackoff: time.Second, Jitter: math.NaN(), AttemptTimeout: time.Second, MaxAttempts: 1},
+			want:   []string{"jitter"},
 		},
 		{
 			name:   "multiplier 1 (constant backoff) and a max elapsed are fine",
@@ -101,6 +107,31 @@ func TestBackoffBounds(t *testing.T) {
 		}
 		if float64(top) < 0.98*float64(ceiling) || float64(low) > 0.02*float64(ceiling) {
 			t.Errorf("attempt %d: samples span [%v, %v], want nearly [0, %v]", attempt, low, top, ceiling)
+		}
+	}
+}
+
+// TestBackoffPartialJitter checks that Jitter bounds the random part: with
+// 0.25 every wait lies in [0.75·c, c], and with 0 it is exactly c.
+func TestBackoffPartialJitter(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for _, jitter := range []float64{0, 0.25} {
+		p := DefaultRetryPolicy()
+		p.Jitter = jitter
+		for attempt := 1; attempt <= 10; attempt++ {
+			ceiling := p.ceiling(attempt)
+			floor := time.Duration(float64(ceiling) * (1 - jitter))
+			low, top := ceiling, time.Duration(0)
+			for range 500 {
+				d := p.Backoff(attempt, 0, rnd)
+				if d < floor || d > ceiling {
+					t.Fatalf("jitter %v: Backoff(%d) = %v, want within [%v, %v]", jitter, attempt, d, floor, ceiling)
+				}
+				low, top = min(low, d), max(top, d)
+			}
+			if jitter > 0 && top-low < (ceiling-floor)/2 {
+				t.Errorf("jitter %v attempt %d: samples span only [%v, %v] of [%v, %v]", jitter, attempt, low, top, floor, ceiling)
+			}
 		}
 	}
 }
