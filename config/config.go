@@ -32,6 +32,21 @@ type Config struct {
 
 	Kafka    Kafka
 	Producer Producer
+	Consumer Consumer
+
+	// Subscriptions deliver topics to webhooks. They come only from the
+	// configuration file's subscriptions list, or from the one-subscription
+	// options (subscribe-topics, webhook-url, …), never from both. None is
+	// valid: kbridge then only publishes (in dev mode, the app adds an echo
+	// webhook).
+	Subscriptions []Subscription
+
+	// shorthand holds the one-subscription options while Load reads its
+	// sources; Load then turns them into Subscriptions[0].
+	shorthand shorthandOptions
+	// fromShorthand records that Subscriptions[0] came from those options,
+	// so that Validate names the options rather than YAML fields.
+	fromShorthand bool
 }
 
 // Kafka holds the connection settings shared by every Kafka client.
@@ -124,6 +139,11 @@ func Default() Config {
 			MaxBufferedBytes:   64 << 20,
 			StreamMaxInFlight:  2_000,
 		},
+		Consumer: Consumer{
+			SessionTimeout:   45 * time.Second,
+			RebalanceTimeout: 60 * time.Second,
+			CommitInterval:   time.Second,
+		},
 	}
 }
 
@@ -164,6 +184,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Kafka.validate()...)
 	errs = append(errs, c.Producer.validate()...)
+	errs = append(errs, c.validateConsumer()...)
+	errs = append(errs, c.validateSubscriptions()...)
 	return errors.Join(errs...)
 }
 

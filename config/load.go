@@ -19,37 +19,19 @@ const configOption = "config"
 
 // Load builds the configuration from defaults, then the YAML file named by
 // --config or KBRIDGE_CONFIG, then KBRIDGE_* variables from lookupEnv, then
-// the flags in args; a later source wins. It reports every problem at once,
-// each naming its option, and validates the result.
+// the flags in args; a later source wins. Subscriptions come only from the
+// file's subscriptions list or from the one-subscription options. It reports
+// every problem at once, each naming its option, and validates the result.
 func Load(args []string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (Config, error) {
 	opts := Options()
 	byName := make(map[string]Option, len(opts))
 	for _, o := range opts {
 		byName[o.Name] = o
 	}
-
-	type setting struct{ name, value string }
-	var flagValues []setting
 	configPath, _ := lookupEnv("KBRIDGE_CONFIG")
-	fs := flag.NewFlagSet("kbridge", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Func(configOption, "", func(v string) error { configPath = v; return nil })
-	for _, o := range opts {
-		record := func(v string) error { flagValues = append(flagValues, setting{o.Name, v}); return nil }
-		if o.bool {
-			fs.BoolFunc(o.Name, o.Help, record)
-		} else {
-			fs.Func(o.Name, o.Help, record)
-		}
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return Config{}, ErrHelp
-		}
-		return Config{}, fmt.Errorf("%w (see kbridge --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q (see kbridge --help)", fs.Arg(0))
+	flagValues, configPath, err := parseFlags(args, opts, configPath)
+	if err != nil {
+		return Config{}, err
 	}
 
 	cfg := Default()
@@ -64,7 +46,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), readFile func(st
 	// the rest would report problems (no brokers, say) that the file may fix.
 	validate := true
 	if configPath != "" {
-		values, err := readYAML(configPath, readFile, byName)
+		values, subs, err := readYAML(configPath, readFile, byName)
 		if err != nil {
 			errs = append(errs, err)
 			validate = values != nil
@@ -72,6 +54,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), readFile func(st
 		for _, kv := range values {
 			apply(configPath, byName[kv.name], kv.value)
 		}
+		cfg.Subscriptions = subs
 	}
 	for _, o := range opts {
 		// An empty variable counts as unset: Kubernetes manifests often
@@ -84,6 +67,9 @@ func Load(args []string, lookupEnv func(string) (string, bool), readFile func(st
 		apply("--"+s.name, byName[s.name], s.value)
 	}
 	if validate {
+		if err := cfg.resolveShorthand(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := cfg.Validate(); err != nil {
 			errs = append(errs, err)
 		}
@@ -94,25 +80,57 @@ func Load(args []string, lookupEnv func(string) (string, bool), readFile func(st
 	return cfg, nil
 }
 
+type setting struct{ name, value string }
+
+// parseFlags returns the options args set, in order, and the configuration
+// file's path: configPath unless --config overrides it.
+func parseFlags(args []string, opts []Option, configPath string) ([]setting, string, error) {
+	var values []setting
+	fs := flag.NewFlagSet("kbridge", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Func(configOption, "", func(v string) error { configPath = v; return nil })
+	for _, o := range opts {
+		record := func(v string) error { values = append(values, setting{o.Name, v}); return nil }
+		if o.bool {
+			fs.BoolFunc(o.Name, o.Help, record)
+		} else {
+			fs.Func(o.Name, o.Help, record)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, "", ErrHelp
+		}
+		return nil, "", fmt.Errorf("%w (see kbridge --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, "", fmt.Errorf("unexpected argument %q (see kbridge --help)", fs.Arg(0))
+	}
+	return values, configPath, nil
+}
+
 type keyValue struct{ name, value string }
 
-// readYAML reads a flat YAML mapping of option keys. A list value (brokers) is
-// joined with commas; unknown keys are errors so that typos surface. The
-// values are nil only when the file cannot be read or parsed.
-func readYAML(path string, readFile func(string) ([]byte, error), byName map[string]Option) ([]keyValue, error) {
+// readYAML reads a flat YAML mapping of option keys, plus the subscriptions
+// list. A list value (brokers) is joined with commas; unknown keys are errors
+// so that typos surface. The values are nil only when the file cannot be
+// read or parsed.
+func readYAML(path string, readFile func(string) ([]byte, error), byName map[string]Option) ([]keyValue, []Subscription, error) {
 	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
 	var doc map[string]yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: parse %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config: parse %s: %w", path, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: parse %s: only one YAML document is allowed", path)
+		return nil, nil, fmt.Errorf("config: parse %s: only one YAML document is allowed", path)
 	}
+	subsNode, hasSubs := doc[subscriptionsKey]
+	delete(doc, subscriptionsKey)
 	keys := make([]string, 0, len(doc))
 	for k := range doc {
 		keys = append(keys, k)
@@ -145,19 +163,27 @@ func readYAML(path string, readFile func(string) ([]byte, error), byName map[str
 			errs = append(errs, fmt.Errorf("config: %s: %s: expected a value or a list (line %d)", path, k, node.Line))
 		}
 	}
-	return out, errors.Join(errs...)
+	var subs []Subscription
+	if hasSubs {
+		subs, err = decodeSubscriptions(path, &subsNode)
+		errs = append(errs, err)
+	}
+	return out, subs, errors.Join(errs...)
 }
 
 // Usage is the text of kbridge --help.
 func Usage() string {
 	var b strings.Builder
 	b.WriteString(`kbridge: a Kafka sidecar. Publish over gRPC or REST; kbridge produces to Kafka.
+Subscribe, and kbridge POSTs each record of your topics to your webhook.
 
 Usage: kbridge [flags]
 
 Every flag can also be set with its environment variable or as a key of the
 YAML file named by --config / KBRIDGE_CONFIG. Precedence: flags > environment
-> file > defaults.
+> file > defaults. Several subscriptions, and per-subscription settings such
+as retries and headers, go in the file's subscriptions list instead of the
+one-subscription options (--subscribe-topics and the options after it).
 
   --config PATH
         YAML configuration file (env KBRIDGE_CONFIG)

@@ -28,7 +28,7 @@ func (o Option) YAMLKey() string { return strings.ReplaceAll(o.Name, "-", "_") }
 
 // Options lists every setting in the order --help shows them.
 func Options() []Option {
-	d := Default()
+	d, sd := Default(), DefaultSubscription()
 	return []Option{
 		{Name: "brokers", Help: "comma-separated Kafka bootstrap brokers (host:port)",
 			set: func(c *Config, v string) error { c.Brokers = splitList(v); return nil }},
@@ -91,6 +91,33 @@ func Options() []Option {
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.MaxBufferedBytes, v) }},
 		{Name: "stream-max-in-flight", Default: strconv.Itoa(d.Producer.StreamMaxInFlight), Help: "records one PublishStream keeps in flight before it stops reading (back-pressure); at most max-buffered-records",
 			set: func(c *Config, v string) error { return parseInt(&c.Producer.StreamMaxInFlight, v) }},
+
+		// The one-subscription shorthand. Several subscriptions, or settings
+		// these options lack (retry, headers, …), need the file's
+		// subscriptions list.
+		{Name: "subscribe-topics", Help: "one-subscription shorthand: comma-separated topics to deliver to webhook-url (for several subscriptions, use the config file's subscriptions list)",
+			set: func(c *Config, v string) error { c.shorthand.topics = splitList(v); return nil }},
+		{Name: "webhook-url", Help: "…the http or https URL each record of subscribe-topics is POSTed to",
+			set: func(c *Config, v string) error { c.shorthand.webhookURL = v; return nil }},
+		{Name: "group-id", Help: "…its consumer group; required when subscribing (no shared default, which would make two apps split a topic)",
+			set: func(c *Config, v string) error { c.shorthand.groupID = v; return nil }},
+		{Name: "dead-letter-topic", Help: "…its dead-letter topic: when set, records whose retries are exhausted are written there; otherwise delivery blocks and retries them forever",
+			set: func(c *Config, v string) error { c.shorthand.deadLetterTopic = v; return nil }},
+		{Name: "ordering", Default: sd.Ordering, Help: "…partition: one record in flight per partition, in order (key and none are not implemented yet)",
+			set: func(c *Config, v string) error { c.shorthand.ordering = v; return nil }},
+		{Name: "max-in-flight", Default: "1 for partition, 100 otherwise", Help: "…records in flight per partition",
+			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.maxInFlight, v) }},
+		{Name: "max-concurrency", Default: strconv.Itoa(sd.MaxConcurrency), Help: "…requests in flight to the app across all partitions",
+			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.maxConcurrency, v) }},
+
+		{Name: "instance-id", Help: "static group membership: a stable id unique in each group, such as the pod name; a stopping member then does not leave its groups, so its partitions wait up to session-timeout (empty: dynamic membership)",
+			set: func(c *Config, v string) error { c.Consumer.InstanceID = v; return nil }},
+		{Name: "session-timeout", Default: d.Consumer.SessionTimeout.String(), Help: "how long a group waits for a silent member before it reassigns the member's partitions",
+			set: func(c *Config, v string) error { return parseDuration(&c.Consumer.SessionTimeout, v) }},
+		{Name: "rebalance-timeout", Default: d.Consumer.RebalanceTimeout.String(), Help: "how long a rebalance waits for members to finish revoked deliveries and commit; longer than every subscription's attempt timeout",
+			set: func(c *Config, v string) error { return parseDuration(&c.Consumer.RebalanceTimeout, v) }},
+		{Name: "commit-interval", Default: d.Consumer.CommitInterval.String(), Help: "how often delivered offsets are committed (also on revoke and at shutdown)",
+			set: func(c *Config, v string) error { return parseDuration(&c.Consumer.CommitInterval, v) }},
 	}
 }
 
@@ -122,6 +149,16 @@ func parseInt(dst *int, v string) error {
 	return nil
 }
 
+// parseIntPtr is parseInt for an option whose being set at all matters.
+func parseIntPtr(dst **int, v string) error {
+	var n int
+	if err := parseInt(&n, v); err != nil {
+		return err
+	}
+	*dst = &n
+	return nil
+}
+
 func parseDuration(dst *time.Duration, v string) error {
 	d, err := time.ParseDuration(v)
 	if err != nil {
@@ -131,7 +168,8 @@ func parseDuration(dst *time.Duration, v string) error {
 	return nil
 }
 
-// LogValue logs the effective configuration, with secrets redacted.
+// LogValue logs the effective configuration, with secrets redacted and
+// subscriptions' header values left out.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("brokers", c.Brokers),
@@ -160,5 +198,12 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_buffered_records", c.Producer.MaxBufferedRecords),
 		slog.Int("max_buffered_bytes", c.Producer.MaxBufferedBytes),
 		slog.Int("stream_max_in_flight", c.Producer.StreamMaxInFlight),
+		slog.String("instance_id", c.Consumer.InstanceID),
+		slog.Duration("session_timeout", c.Consumer.SessionTimeout),
+		slog.Duration("rebalance_timeout", c.Consumer.RebalanceTimeout),
+		slog.Duration("commit_interval", c.Consumer.CommitInterval),
+		// The one-subscription options show here too, as subscription
+		// "default".
+		slog.Attr{Key: subscriptionsKey, Value: subscriptionsLogValue(c.Subscriptions)},
 	)
 }
