@@ -40,6 +40,8 @@ type Addrs struct {
 	GRPC, HTTP, Admin string
 	// DevKafka is the dev-mode broker's address, empty outside dev mode.
 	DevKafka string
+	// DevEcho is the dev-mode echo webhook's address, empty unless it runs.
+	DevEcho string
 }
 
 // Hooks let tests observe a run. All are optional.
@@ -61,9 +63,14 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "kbridge: invalid configuration:\n%s\n", indent(err.Error()))
 		return ExitConfig
 	}
+	subs, err := subscriptions(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "kbridge: invalid configuration:\n%s\n", indent(err.Error()))
+		return ExitConfig
+	}
 	log := newLogger(cfg, stderr)
 	log.Info("starting kbridge", "version", Version, "config", cfg)
-	if err := serve(ctx, cfg, log, hooks); err != nil {
+	if err := serve(ctx, cfg, subs, log, hooks); err != nil {
 		log.Error("kbridge stopped with an error", "error", err)
 		return ExitError
 	}
@@ -82,10 +89,10 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 // listeners are bound before anything starts, so that a taken port fails at
 // once and ":0" works in tests.
 type listeners struct {
-	grpc, http, admin, devKafka net.Listener
+	grpc, http, admin, devKafka, devEcho net.Listener
 }
 
-func listen(cfg config.Config) (*listeners, error) {
+func listen(cfg config.Config, echo bool) (*listeners, error) {
 	var l listeners
 	var err error
 	bind := func(name, addr string) net.Listener {
@@ -104,6 +111,9 @@ func listen(cfg config.Config) (*listeners, error) {
 	if cfg.Dev {
 		l.devKafka = bind("dev-kafka-addr", cfg.DevKafkaAddr)
 	}
+	if echo {
+		l.devEcho = bind("dev echo webhook", "127.0.0.1:0")
+	}
 	if err != nil {
 		l.close()
 		return nil, err
@@ -112,19 +122,25 @@ func listen(cfg config.Config) (*listeners, error) {
 }
 
 func (l *listeners) close() {
-	for _, lis := range []net.Listener{l.grpc, l.http, l.admin, l.devKafka} {
+	for _, lis := range []net.Listener{l.grpc, l.http, l.admin, l.devKafka, l.devEcho} {
 		if lis != nil {
 			_ = lis.Close()
 		}
 	}
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks) error {
-	lis, err := listen(cfg)
+func serve(ctx context.Context, cfg config.Config, subs []bridge.ConsumerConfig, log *slog.Logger, hooks Hooks) error {
+	// Dev mode without a subscription shows the whole loop: everything
+	// published comes back to a built-in webhook that logs it.
+	echo := cfg.Dev && len(subs) == 0
+	lis, err := listen(cfg, echo)
 	if err != nil {
 		return err
 	}
 	defer lis.close()
+	if echo {
+		subs = append(subs, echoSubscription(cfg, lis.devEcho))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -140,13 +156,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 		brokers = cluster.ListenAddrs() // config refuses brokers with --dev
 	}
 
-	producer, err := bridge.NewProducer(producerConfig(cfg, brokers), log, reg)
+	pcfg := producerConfig(cfg, brokers)
+	producer, err := bridge.NewProducer(pcfg, log, reg)
 	if err != nil {
 		return err
 	}
 	// The producer outlives the servers that use it: flushed and closed after
 	// the run group returns (flushAndClose); this covers the early returns.
 	defer producer.Close()
+
+	deliveries, err := newDelivery(subs, pcfg.Client, cfg.Producer.MaxRecordBytes, pcfg.AutoCreateTopics, log, reg)
+	if err != nil {
+		return err
+	}
+	// The DLQ writer outlives the consumers' drain: closed after the group.
+	defer deliveries.closeDLQ()
 
 	monitor, err := bridge.NewKafkaMonitor(producer.Client(), 10*time.Second, log, reg)
 	if err != nil {
@@ -181,7 +205,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 	adminSrv := &http.Server{
 		Handler: server.NewAdmin(server.AdminConfig{
 			Ready:    readiness(monitor),
-			Details:  func() any { return health(monitor, producer) },
+			Details:  func() any { return health(monitor, producer, deliveries) },
 			Gatherer: reg,
 			OpenAPI:  kbridge.OpenAPI,
 		}),
@@ -193,6 +217,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 		addrs := Addrs{GRPC: lis.grpc.Addr().String(), HTTP: lis.http.Addr().String(), Admin: lis.admin.Addr().String()}
 		if lis.devKafka != nil {
 			addrs.DevKafka = lis.devKafka.Addr().String()
+		}
+		if lis.devEcho != nil {
+			addrs.DevEcho = lis.devEcho.Addr().String()
 		}
 		hooks.Started(addrs)
 	}
@@ -216,8 +243,35 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks Hooks
 			return nil
 		}, func(error) { close(stop) })
 	}
-	// REST API: stops first, letting in-flight requests finish; they go
-	// through the gRPC server, which is still up.
+	// Deliveries: stop first, while the publish API still serves (an app
+	// that is stopping may still publish): stop fetching, let in-flight
+	// deliveries finish within their share of the budget, commit, leave
+	// the groups.
+	if len(deliveries.consumers) > 0 {
+		g.Add(func() error {
+			return deliveries.run(context.Background())
+		}, func(error) {
+			deliveries.close(sd.deliveryContext(), sd.drainContext())
+		})
+	}
+	// Dev mode's echo webhook: up until the deliveries have drained.
+	if echo {
+		echoSrv := newEchoWebhook(log)
+		g.Add(func() error {
+			if err := echoSrv.Serve(lis.devEcho); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("dev echo webhook: %w", err)
+			}
+			return nil
+		}, func(error) {
+			if err := echoSrv.Shutdown(sd.drainContext()); err != nil {
+				_ = echoSrv.Close()
+			}
+		})
+		log.Info("dev mode: no subscription configured, so every topic is delivered to the built-in echo webhook, which logs each record",
+			"echo_webhook", "http://"+lis.devEcho.Addr().String()+"/")
+	}
+	// REST API: stops after the deliveries, letting in-flight requests
+	// finish; they go through the gRPC server, which is still up.
 	{
 		g.Add(func() error {
 			if err := httpSrv.Serve(lis.http); !errors.Is(err, http.ErrServerClosed) {
@@ -301,16 +355,22 @@ func flushAndClose(ctx context.Context, p *bridge.Producer, log *slog.Logger) er
 }
 
 // shutdown holds the shutdown deadlines, fixed at the first request for
-// them: the servers drain until the drain deadline, and the final steps
-// (flushing the producer) have until the end of the budget, so a stream
-// that never ends cannot eat the flush's time.
+// them: in-flight deliveries may finish until the delivery deadline (then
+// they are cancelled, committed and the groups left), the servers drain
+// until the drain deadline, and the final steps (flushing the producer)
+// have until the end of the budget, so a stream that never ends cannot eat
+// the flush's time, nor a slow webhook the publish API's.
 type shutdown struct {
-	timeout time.Duration
-	once    sync.Once
-	drain   context.Context
-	final   context.Context
-	cancels []context.CancelFunc
+	timeout  time.Duration
+	once     sync.Once
+	delivery context.Context
+	drain    context.Context
+	final    context.Context
+	cancels  []context.CancelFunc
 }
+
+// deliveryShare is the part of the budget in-flight deliveries may use.
+func deliveryShare(budget time.Duration) time.Duration { return budget * 3 / 5 }
 
 // flushReserve is the part of the budget kept for the final flush.
 func flushReserve(budget time.Duration) time.Duration { return min(budget/5, 5*time.Second) }
@@ -318,12 +378,16 @@ func flushReserve(budget time.Duration) time.Duration { return min(budget/5, 5*t
 func (s *shutdown) start() {
 	s.once.Do(func() {
 		end := time.Now().Add(s.timeout)
-		var c1, c2 context.CancelFunc
+		var c1, c2, c3 context.CancelFunc
 		s.final, c1 = context.WithDeadline(context.Background(), end)
 		s.drain, c2 = context.WithDeadline(s.final, end.Add(-flushReserve(s.timeout)))
-		s.cancels = []context.CancelFunc{c2, c1}
+		s.delivery, c3 = context.WithDeadline(s.drain, time.Now().Add(deliveryShare(s.timeout)))
+		s.cancels = []context.CancelFunc{c3, c2, c1}
 	})
 }
+
+// deliveryContext ends when in-flight webhook deliveries are cancelled.
+func (s *shutdown) deliveryContext() context.Context { s.start(); return s.delivery }
 
 // drainContext ends when the servers must stop waiting for in-flight calls.
 func (s *shutdown) drainContext() context.Context { s.start(); return s.drain }
@@ -354,10 +418,11 @@ func readiness(m *bridge.KafkaMonitor) func() (bool, string) {
 	}
 }
 
-func health(m *bridge.KafkaMonitor, p *bridge.Producer) any {
+func health(m *bridge.KafkaMonitor, p *bridge.Producer, d *delivery) any {
 	return map[string]any{
-		"kafka":    m.Status(),
-		"producer": map[string]any{"buffered_records": p.BufferedRecords()},
+		"kafka":         m.Status(),
+		"producer":      map[string]any{"buffered_records": p.BufferedRecords()},
+		"subscriptions": d.status(),
 	}
 }
 
