@@ -422,6 +422,7 @@ func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	c.commitMu.Lock()
 	c.commit(ctx, ws)
 	c.commitMu.Unlock()
+	releaseWorkers(ws)
 	cl.ResumeFetchPartitions(revoked)
 }
 
@@ -433,9 +434,8 @@ func (c *Consumer) lost(_ context.Context, cl *kgo.Client, lost map[string][]int
 		c.m.rebalances.WithLabelValues("lost").Inc()
 		c.log.Warn("partitions lost (session expired or fenced): stopping their deliveries without committing", "partitions", lost)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // no grace: nothing of theirs may be committed, so nothing is waited for
-	stopWorkers(ctx, ws)
+	stopWorkers(cancelled(), ws) // no grace: nothing of theirs may be committed
+	releaseWorkers(ws)
 	cl.ResumeFetchPartitions(lost)
 }
 
@@ -474,8 +474,22 @@ func stopWorkers(ctx context.Context, ws []*partitionWorker) {
 	for _, w := range ws {
 		w.cancel()
 		<-w.done
+	}
+}
+
+// releaseWorkers drops what stopped workers hold; only whoever took them
+// out of the map calls it, once.
+func releaseWorkers(ws []*partitionWorker) {
+	for _, w := range ws {
 		w.release()
 	}
+}
+
+// cancelled returns a context that has ended: stop without grace.
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // commitLoop commits every partition's point each CommitInterval.
@@ -584,17 +598,31 @@ func (c *Consumer) close(drain, final context.Context) {
 		return
 	}
 	c.state.set("stopping", "")
-	all := map[string][]int32{}
+	// The workers are stopped but stay in the map while they drain, so a
+	// rebalance meanwhile revokes them the normal way (committing while
+	// this member still owns them). Whatever is in the map afterwards is
+	// still owned, and is committed here under the revoke lock; committing
+	// a partition the drain lost to another member would rewind its commit.
 	c.workersMu.Lock()
-	for tp := range c.workers {
-		all[tp.topic] = append(all[tp.topic], tp.partition)
+	draining := make([]*partitionWorker, 0, len(c.workers))
+	for _, w := range c.workers {
+		draining = append(draining, w)
 	}
 	c.workersMu.Unlock()
-	ws := c.remove(all)
-	stopWorkers(drain, ws)
+	stopWorkers(drain, draining)
+
 	c.commitMu.Lock()
-	c.commit(final, ws)
+	c.workersMu.Lock()
+	owned := make([]*partitionWorker, 0, len(c.workers))
+	for tp, w := range c.workers {
+		owned = append(owned, w)
+		delete(c.workers, tp)
+	}
+	c.workersMu.Unlock()
+	stopWorkers(cancelled(), owned) // any assigned during the drain
+	c.commit(final, owned)
 	c.commitMu.Unlock()
+	releaseWorkers(owned)
 
 	if c.cfg.InstanceID == "" {
 		if err := client.LeaveGroupContext(final); err != nil {

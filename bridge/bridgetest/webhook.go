@@ -235,6 +235,11 @@ func (c *Cluster) Committed(tb testing.TB, group, topic string) map[int32]int64 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := c.adm.FetchOffsets(ctx, group)
+	for err != nil && kerr.IsRetriable(err) && ctx.Err() == nil {
+		// A real broker's coordinator may still be loading the group.
+		time.Sleep(50 * time.Millisecond)
+		resp, err = c.adm.FetchOffsets(ctx, group)
+	}
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{} // nothing committed yet
 	}
