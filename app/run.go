@@ -256,35 +256,13 @@ func serve(ctx context.Context, cfg config.Config, subs []bridge.ConsumerConfig,
 	}
 	// Dev mode's echo webhook: up until the deliveries have drained.
 	if echo {
-		echoSrv := newEchoWebhook(log)
-		g.Add(func() error {
-			if err := echoSrv.Serve(lis.devEcho); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("dev echo webhook: %w", err)
-			}
-			return nil
-		}, func(error) {
-			if err := echoSrv.Shutdown(sd.drainContext()); err != nil {
-				_ = echoSrv.Close()
-			}
-		})
+		addHTTP(&g, "dev echo webhook", newEchoWebhook(log), lis.devEcho, sd, log)
 		log.Info("dev mode: no subscription configured, so every topic is delivered to the built-in echo webhook, which logs each record",
 			"echo_webhook", "http://"+lis.devEcho.Addr().String()+"/")
 	}
 	// REST API: stops after the deliveries, letting in-flight requests
 	// finish; they go through the gRPC server, which is still up.
-	{
-		g.Add(func() error {
-			if err := httpSrv.Serve(lis.http); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http server: %w", err)
-			}
-			return nil
-		}, func(error) {
-			if err := httpSrv.Shutdown(sd.drainContext()); err != nil {
-				log.Warn("rest api: in-flight requests cut off at the shutdown deadline", "error", err)
-				_ = httpSrv.Close()
-			}
-		})
-	}
+	addHTTP(&g, "rest api", httpSrv, lis.http, sd, log)
 	// gRPC API (and the gateway's in-memory listener): drain the streams
 	// (they answer what they published and end), then GracefulStop, falling
 	// back to Stop at the deadline.
@@ -320,21 +298,26 @@ func serve(ctx context.Context, cfg config.Config, subs []bridge.ConsumerConfig,
 		}, func(error) { cancel() })
 	}
 	// Admin server: last, so probes and metrics answer while the rest drains.
-	{
-		g.Add(func() error {
-			if err := adminSrv.Serve(lis.admin); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("admin server: %w", err)
-			}
-			return nil
-		}, func(error) {
-			if err := adminSrv.Shutdown(sd.drainContext()); err != nil {
-				_ = adminSrv.Close()
-			}
-		})
-	}
+	addHTTP(&g, "admin server", adminSrv, lis.admin, sd, log)
 
 	runErr := g.Run()
 	return errors.Join(runErr, flushAndClose(sd.finalContext(), producer, log))
+}
+
+// addHTTP adds an actor serving srv on lis; its interrupt lets in-flight
+// requests finish until the drain deadline, then closes what is left.
+func addHTTP(g *run.Group, name string, srv *http.Server, lis net.Listener, sd *shutdown, log *slog.Logger) {
+	g.Add(func() error {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}, func(error) {
+		if err := srv.Shutdown(sd.drainContext()); err != nil {
+			log.Warn(name+": in-flight requests cut off at the shutdown deadline", "error", err)
+			_ = srv.Close()
+		}
+	})
 }
 
 // flushAndClose waits for buffered records within the remaining budget.

@@ -30,17 +30,20 @@ func newTestDLQ(t *testing.T, c *bridgetest.Cluster) *DeadLetterWriter {
 	return w
 }
 
+// refuseOffset1 answers 422 (permanent) for offset 1, 200 for the rest.
+func refuseOffset1(d bridgetest.Delivery) bridgetest.Reply {
+	if d.Offset == 1 {
+		return bridgetest.Reply{Status: http.StatusUnprocessableEntity}
+	}
+	return bridgetest.Reply{}
+}
+
 // TestConsumerDeadLettersPermanent: a 422 sends the record to the DLQ at
 // once, with its provenance, and the partition moves on and commits.
 func TestConsumerDeadLettersPermanent(t *testing.T) {
 	cluster := bridgetest.NewCluster(t)
 	topic, dlqTopic := cluster.Topic(t, 1), cluster.Topic(t, 1)
-	hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
-		if d.Offset == 1 {
-			return bridgetest.Reply{Status: http.StatusUnprocessableEntity}
-		}
-		return bridgetest.Reply{}
-	})
+	hook := bridgetest.NewWebhook(t, refuseOffset1)
 	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
 	cfg.DeadLetterTopic = dlqTopic
 	recs := testRecords(0, 3, "v")
@@ -91,12 +94,7 @@ func TestConsumerDeadLetterWriteFailing(t *testing.T) {
 	cluster := bridgetest.NewCluster(t)
 	fake := cluster.RequireFake(t, "injects produce errors")
 	topic, dlqTopic := cluster.Topic(t, 1), cluster.Topic(t, 1)
-	hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
-		if d.Offset == 1 {
-			return bridgetest.Reply{Status: http.StatusUnprocessableEntity}
-		}
-		return bridgetest.Reply{}
-	})
+	hook := bridgetest.NewWebhook(t, refuseOffset1)
 	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
 	cfg.DeadLetterTopic = dlqTopic
 	cluster.Produce(t, topic, testRecords(0, 3, "v")...)
