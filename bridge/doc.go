@@ -1,8 +1,10 @@
 // Package bridge is kbridge's Kafka side: the shared producer behind the
 // publish API, the Kafka client settings, the health monitor that decides
-// readiness, and the building blocks of webhook delivery (the commit
-// tracker, the webhook request). It knows nothing of gRPC or HTTP; the server package turns its
-// typed errors into status codes.
+// readiness, and webhook delivery (Consumer: a group member per
+// subscription, a worker per assigned partition, the commit Tracker, the
+// webhook client and request, the retry policy and the DeadLetterWriter).
+// It knows nothing of gRPC; the server package turns its typed errors into
+// status codes.
 //
 // The publish guarantees, in plain words:
 //   - A record is reported written only when Kafka acknowledged it (acks=all
@@ -18,11 +20,23 @@
 //   - Every record has a bounded life: the client fails it after the publish
 //     timeout instead of buffering it forever while Kafka is unreachable.
 //
-// The delivery guarantee (Tracker, the first building block of webhook
-// delivery): the offset offered for commit never passes a record that was
-// fetched but has not finished (answered 2xx by the app, or durably written
-// to the dead-letter topic), and it never moves backwards. It is the offset
-// of the first unfinished record in fetch order, not "last done + 1":
-// offsets have gaps (compaction, transaction markers, aborted records), and
-// a tracker waiting for N+1 after N would stall at the first gap.
+// The delivery guarantees, in plain words:
+//   - An offset is committed only when the app answered 2xx for that record
+//     and for every record fetched before it in its partition, or the record
+//     was written to the dead-letter topic and Kafka acknowledged the write.
+//     The Tracker holds this: the offset it offers never passes a fetched
+//     record that has not finished, and never moves backwards. It is the
+//     offset of the first unfinished record in fetch order, not "last done
+//     + 1": offsets have gaps (compaction, transaction markers, aborted
+//     records), and a tracker waiting for N+1 after N would stall.
+//   - Only the Tracker's point is committed (franz-go's marks never rewind),
+//     and only for partitions this member owns at that moment: commits and
+//     the revoke and lost paths share one lock. A lost partition commits
+//     nothing.
+//   - No record is skipped: a record whose attempts are exhausted goes to
+//     the dead-letter topic or blocks its partition; a record cut short by
+//     a rebalance or shutdown stays unfinished and is delivered again by the
+//     partition's next owner, with the same Idempotency-Key.
+//   - Memory is bounded: a partition's fetches pause while its worker has a
+//     full queue.
 package bridge
