@@ -27,7 +27,7 @@
 //     The Tracker holds this: the offset it offers never passes a fetched
 //     record that has not finished, and never moves backwards. It is the
 //     offset of the first unfinished record in fetch order, not "last done
-//     + 1": offsets have gaps (compaction, transaction markers, aborted
+//   - 1": offsets have gaps (compaction, transaction markers, aborted
 //     records), and a tracker waiting for N+1 after N would stall.
 //   - Only the Tracker's point is committed (franz-go's marks never rewind),
 //     and only for partitions this member owns at that moment: commits and
