@@ -26,9 +26,10 @@
 //     was written to the dead-letter topic and Kafka acknowledged the write.
 //     The Tracker holds this: the offset it offers never passes a fetched
 //     record that has not finished, and never moves backwards. It is the
-//     offset of the first unfinished record in fetch order, not "last done
-//   - 1": offsets have gaps (compaction, transaction markers, aborted
-//     records), and a tracker waiting for N+1 after N would stall.
+//     offset of the first unfinished record in fetch order, not the last
+//     done offset plus one: offsets have gaps (compaction, transaction
+//     markers, aborted records), and a tracker waiting for N+1 after N
+//     would stall.
 //   - Only the Tracker's point is committed (franz-go's marks never rewind),
 //     and only for partitions this member owns at that moment: commits and
 //     the revoke and lost paths share one lock. A lost partition commits
