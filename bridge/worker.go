@@ -140,7 +140,11 @@ func (w *partitionWorker) run() {
 			continue
 		}
 		if !w.deliver(rec) {
-			return // stopped: the record stays unfinished, the point before it
+			// Stopped: the record stays unfinished, the commit point before
+			// it, and the partition's next owner delivers it again.
+			w.log.Info("partition stopped before a record finished; it is not committed and will be delivered again",
+				"offset", rec.Offset)
+			return
 		}
 		if err := w.tracker.Done(rec.Offset); err != nil {
 			w.log.Error("commit tracker", "offset", rec.Offset, "error", err)

@@ -6,7 +6,8 @@
 #   3. a few seconds of each fuzz target (their seed corpora run in step 2);
 #   4. a real Apache Kafka broker (test/kafka/start.sh: Java 17 + Maven):
 #      the integration suites again against it, then the interop check with
-#      grpcurl, curl and kcat (test/interop/publish.sh).
+#      grpcurl, curl and kcat (test/interop/publish.sh), and delivery of
+#      what kcat produced to a webhook (test/interop/deliver.sh).
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    steps 1-2 only (no Java, no kcat needed)
@@ -59,12 +60,13 @@ echo "KAFKA_BROKERS=$KAFKA_BROKERS"
 # that need kfake's fault injection skip (they ran in step 2).
 go test -race -count=1 ./app/... ./bridge/...
 
-step "interop: grpcurl and curl publish, kcat reads back"
+step "interop: grpcurl and curl publish, kcat reads back; kcat produces, the webhook receives"
 if ! command -v kcat >/dev/null; then
   if [[ "${CI:-}" == "true" ]]; then echo "kcat is required in CI" >&2; exit 1; fi
   echo "SKIPPED: kcat is not installed (apt-get install kcat)" >&2
 else
   scripts/build.sh bin/kbridge
   test/interop/publish.sh
+  test/interop/deliver.sh
 fi
 if ${started_kafka:-false}; then echo "stopping the test broker"; fi
