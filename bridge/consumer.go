@@ -594,7 +594,7 @@ func (c *Consumer) close(drain, final context.Context) {
 	c.workersMu.Unlock()
 	defer c.webhook.CloseIdleConnections()
 	if client == nil {
-		c.state.set("stopped", "")
+		c.state.stopped()
 		return
 	}
 	c.state.set("stopping", "")
@@ -630,7 +630,7 @@ func (c *Consumer) close(drain, final context.Context) {
 		}
 	}
 	client.Close()
-	c.state.set("stopped", "")
+	c.state.stopped()
 	c.log.Info("subscription stopped")
 }
 
@@ -681,6 +681,13 @@ func (s *stateBox) set(state, err string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state, s.error = state, err
+}
+
+// stopped marks the end, keeping the last error (why it failed to start).
+func (s *stateBox) stopped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = "stopped"
 }
 
 func (s *stateBox) get() (string, string) {

@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -352,5 +354,37 @@ func TestConsumerOddHeaders(t *testing.T) {
 	}
 	if string(d.Body) != "\x00\x01\x02" {
 		t.Errorf("body = %q", d.Body)
+	}
+}
+
+// TestConsumerMissingDeadLetterTopic: a subscription whose DLQ topic does
+// not exist does not start (it could not dead-letter), says why, and never
+// joins its group or delivers anything.
+func TestConsumerMissingDeadLetterTopic(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 1)
+	hook := bridgetest.NewWebhook(t, nil)
+	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
+	cfg.DeadLetterTopic = bridgetest.TopicName(t) // never created
+	cluster.Produce(t, topic, testRecords(0, 1, "v")...)
+	c, err := NewConsumer(cfg, newTestDLQ(t, cluster), testLogger(t), nil)
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout)
+	defer cancel()
+	err = c.Run(ctx)
+	if !errors.Is(err, ErrTopicNotFound) || !strings.Contains(err.Error(), cfg.DeadLetterTopic) {
+		t.Fatalf("Run = %v, want ErrTopicNotFound naming %s", err, cfg.DeadLetterTopic)
+	}
+	c.Close(ctx, ctx)
+	if st := c.Status(); st.State != "stopped" || !strings.Contains(st.LastError, cfg.DeadLetterTopic) {
+		t.Errorf("status = %+v, want stopped with the reason", st)
+	}
+	if n := len(hook.Deliveries()); n != 0 {
+		t.Errorf("webhook got %d deliveries from a subscription that must not start", n)
+	}
+	if got := cluster.Committed(t, cfg.Group, topic); len(got) != 0 {
+		t.Errorf("committed %v", got)
 	}
 }
