@@ -120,18 +120,32 @@ func TestAdminEndpoints(t *testing.T) {
 	if _, err := kb.client.Publish(context.Background(), &kbridgev1.PublishRequest{Topic: topic, Records: []*kbridgev1.Record{{Value: proto.String("v")}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, metrics := kb.get(t, "/metrics")
-	for _, want := range []string{
+	wants := []string{
 		`kbridge_publish_records_total{result="ok"} 1`,
 		`kbridge_grpc_requests_total{code="OK",method="/kbridge.v1.ProducerService/Publish"} 1`,
 		"kbridge_kafka_up 1",
 		"kbridge_producer_produce_records_total",
 		"go_goroutines",
 		"process_resident_memory_bytes",
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
+	}
+	// franz-go's metric hooks run after the produce promise that answered
+	// the call, so the scrape is repeated until it caught up.
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, metrics := kb.get(t, "/metrics")
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a scrape: nothing to wait on
+	}
+	for _, m := range missing {
+		t.Errorf("/metrics lacks %s", m)
 	}
 	code, doc := kb.get(t, "/openapi.json")
 	if code != http.StatusOK || !strings.Contains(doc, "/v1/topics/{topic}/records") {
