@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,5 +387,56 @@ func TestConsumerMissingDeadLetterTopic(t *testing.T) {
 	}
 	if got := cluster.Committed(t, cfg.Group, topic); len(got) != 0 {
 		t.Errorf("committed %v", got)
+	}
+}
+
+// TestConsumerPausesBusyPartition: while a partition's record hangs, its
+// fetches pause once the queue is full instead of piling records up; once
+// the record is acknowledged, the backlog drains and fetching resumes.
+func TestConsumerPausesBusyPartition(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 1)
+	release := make(chan struct{})
+	hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
+		if d.Offset == 0 {
+			<-release
+		}
+		return bridgetest.Reply{}
+	})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the webhook closes: it waits for its handlers
+	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
+	const n = 8 * maxQueuedRecords
+	cluster.Produce(t, topic, testRecords(0, n, "v")...)
+	rc := runConsumer(t, cfg, nil)
+
+	bound := maxQueuedRecords + maxPollRecords // one poll may land after the pause
+	paused := false
+	for deadline := time.Now().Add(deliveryTimeout); !paused && time.Now().Before(deadline); {
+		for _, p := range rc.Status().Partitions {
+			paused = p.Paused
+		}
+		time.Sleep(5 * time.Millisecond) // polling the consumer's status
+	}
+	if !paused {
+		t.Fatal("the partition's fetches never paused while its record hung")
+	}
+	for range 50 { // the queue stays bounded while the record hangs
+		for _, p := range rc.Status().Partitions {
+			if p.Queued > bound {
+				t.Fatalf("%d records queued behind a hanging record, want at most %d", p.Queued, bound)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(rc.m.paused); got != 1 {
+		t.Errorf("paused partitions metric = %v, want 1", got)
+	}
+	free()
+	hook.WaitAcked(t, n, deliveryTimeout)
+	waitCommitted(t, cluster, cfg.Group, topic, map[int32]int64{0: n})
+	if got := testutil.ToFloat64(rc.m.paused); got != 0 {
+		t.Errorf("paused partitions metric = %v after the backlog drained, want 0", got)
 	}
 }
