@@ -440,3 +440,34 @@ func TestConsumerPausesBusyPartition(t *testing.T) {
 		t.Errorf("paused partitions metric = %v after the backlog drained, want 0", got)
 	}
 }
+
+// TestConsumerThrottleSlowsSubscription: a 429 with Retry-After on one
+// partition holds back the other partitions' next attempts too: the app
+// asked kbridge, not one record, to slow down.
+func TestConsumerThrottleSlowsSubscription(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 2)
+	var throttledAt atomic.Int64
+	hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
+		if d.Partition == 0 && d.Offset == 5 && d.Attempt == 1 {
+			throttledAt.Store(d.At.UnixNano())
+			return bridgetest.Reply{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}}
+		}
+		return bridgetest.Reply{Delay: 5 * time.Millisecond}
+	})
+	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
+	cfg.Retry.MaxBackoff = 5 * time.Second
+	cluster.Produce(t, topic, testRecords(0, 10, "a")...)
+	cluster.Produce(t, topic, testRecords(1, 400, "b")...)
+	runConsumer(t, cfg, nil)
+
+	hook.WaitAcked(t, 410, deliveryTimeout)
+	at := time.Unix(0, throttledAt.Load())
+	// The request partition 1 had in flight at the 429 may still arrive
+	// just after it; none may start later within the second asked for.
+	for _, d := range hook.Deliveries() {
+		if d.Partition == 1 && d.At.After(at.Add(100*time.Millisecond)) && d.At.Before(at.Add(900*time.Millisecond)) {
+			t.Fatalf("partition 1 offset %d was sent %v after the 429 that asked for 1s", d.Offset, d.At.Sub(at))
+		}
+	}
+}
