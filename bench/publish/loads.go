@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kbridge/kbridge/bench/internal/benchkit"
 	kbridgev1 "github.com/kbridge/kbridge/gen/kbridge/v1"
 )
 
@@ -19,10 +19,10 @@ import (
 // the pool: the work measured is the publish path, not building records.
 
 // syncProduce is baseline A: franz-go's ProduceSync from workers goroutines.
-func syncProduce(cl *kgo.Client, topic string, workers int, values *valuePool) loadFunc {
+func syncProduce(cl *kgo.Client, topic string, workers int, values *benchkit.ValuePool) loadFunc {
 	return func(ctx context.Context, end time.Time, rec *recorder) error {
 		return closedLoop(ctx, end, workers, 1, rec, func(ctx context.Context, seq uint64) error {
-			return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: values.value(seq)}).FirstErr()
+			return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: values.Value(seq)}).FirstErr()
 		})
 	}
 }
@@ -30,13 +30,13 @@ func syncProduce(cl *kgo.Client, topic string, workers int, values *valuePool) l
 // asyncProduce is baseline B: one goroutine calling franz-go's Produce as
 // fast as it returns. The client's MaxBufferedRecords bounds the records in
 // flight: Produce blocks while that many wait for Kafka.
-func asyncProduce(cl *kgo.Client, topic string, values *valuePool) loadFunc {
+func asyncProduce(cl *kgo.Client, topic string, values *benchkit.ValuePool) loadFunc {
 	return func(ctx context.Context, end time.Time, rec *recorder) error {
 		ctx, cancel := context.WithDeadline(ctx, end.Add(drainTimeout))
 		defer cancel()
 		for seq := uint64(0); time.Now().Before(end) && ctx.Err() == nil; seq++ {
 			start := time.Now()
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: values.value(seq)}, func(_ *kgo.Record, err error) {
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: values.Value(seq)}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					rec.fail(1, err)
 					return
@@ -54,10 +54,10 @@ func asyncProduce(cl *kgo.Client, topic string, values *valuePool) loadFunc {
 
 // unaryPublish calls kbridge's Publish with one record per call from
 // workers goroutines sharing one connection.
-func unaryPublish(client kbridgev1.ProducerServiceClient, topic string, workers int, values *valuePool) loadFunc {
+func unaryPublish(client kbridgev1.ProducerServiceClient, topic string, workers int, values *benchkit.ValuePool) loadFunc {
 	return func(ctx context.Context, end time.Time, rec *recorder) error {
 		return closedLoop(ctx, end, workers, 1, rec, func(ctx context.Context, seq uint64) error {
-			req := &kbridgev1.PublishRequest{Topic: topic, Records: values.batch(seq, 1)}
+			req := &kbridgev1.PublishRequest{Topic: topic, Records: values.Batch(seq, 1)}
 			resp, err := client.Publish(ctx, req)
 			if err != nil {
 				return err
@@ -69,48 +69,29 @@ func unaryPublish(client kbridgev1.ProducerServiceClient, topic string, workers 
 
 // restPublish POSTs the value as the raw body to /v1/topics/{topic} from
 // workers goroutines sharing one keep-alive client.
-func restPublish(client *http.Client, url string, workers int, values *valuePool) loadFunc {
+func restPublish(client *http.Client, url string, workers int, values *benchkit.ValuePool) loadFunc {
 	return func(ctx context.Context, end time.Time, rec *recorder) error {
 		return closedLoop(ctx, end, workers, 1, rec, func(ctx context.Context, seq uint64) error {
-			return postRaw(ctx, client, url, values.value(seq))
+			return benchkit.Post(ctx, client, url, values.Value(seq), jsonBody)
 		})
 	}
 }
 
-func postRaw(ctx context.Context, client *http.Client, url string, value []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(value))
-	if err != nil {
-		return fmt.Errorf("new request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("post: %w", err)
-	}
-	defer resp.Body.Close()
-	// Read to the end so that the connection is reused.
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("read response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("post: status %d: %.200s", resp.StatusCode, body)
-	}
-	return nil
-}
+// jsonBody is the header of the REST publishes.
+var jsonBody = http.Header{"Content-Type": {"application/json"}}
 
 // streamPublish runs streams PublishStreams on one connection, each sending
 // requests of batch records and keeping at most maxInFlight records
 // outstanding (kbridge's own per-stream budget, so kbridge never has to
 // hold the client back).
-func streamPublish(client kbridgev1.ProducerServiceClient, topic string, streams, batch, maxInFlight int, values *valuePool) loadFunc {
+func streamPublish(client kbridgev1.ProducerServiceClient, topic string, streams, batch, maxInFlight int, values *benchkit.ValuePool) loadFunc {
 	maxRequests := max(maxInFlight/batch, 1)
 	return func(ctx context.Context, end time.Time, rec *recorder) error {
 		g, ctx := errgroup.WithContext(ctx)
 		for i := range streams {
 			// Each stream starts elsewhere in the pool.
 			next := func(seq uint64) *kbridgev1.PublishStreamRequest {
-				return &kbridgev1.PublishStreamRequest{Topic: topic, Records: values.batch(seq+uint64(i)*poolSize/uint64(streams), batch)}
+				return &kbridgev1.PublishStreamRequest{Topic: topic, Records: values.Batch(seq+uint64(i)*benchkit.PoolSize/uint64(streams), batch)}
 			}
 			g.Go(func() error { return runStream(ctx, client, next, batch, maxRequests, end, rec) })
 		}

@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kbridge/kbridge/bench/internal/benchkit"
 )
 
 // drainTimeout bounds how long a load may take, after its end, to finish
 // what it started; a load that outlasts it has hung and fails the run.
 const drainTimeout = 30 * time.Second
-
-// callTimeout bounds one synchronous call.
-const callTimeout = 10 * time.Second
 
 // loadFunc starts work until end, then waits for everything it started, and
 // records each finished call or record in rec.
@@ -72,7 +71,7 @@ func closedLoop(ctx context.Context, end time.Time, workers, recordsPerCall int,
 
 // timedCall makes one call; it returns an error only when ctx ended.
 func timedCall(ctx context.Context, seq uint64, records int, rec *recorder, op func(context.Context, uint64) error) error {
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, benchkit.CallTimeout)
 	defer cancel()
 	start := time.Now()
 	err := op(callCtx, seq)
@@ -126,13 +125,13 @@ func measure(ctx context.Context, o options, sc scenario, kbridgePID int) (sampl
 			return failedSample(ctx, fmt.Errorf("warm-up: no record published: %w", warm.firstErr))
 		}
 	}
-	cpu0, err := cpuTimes(kbridgePID)
+	cpu0, err := benchkit.CPUTimes(kbridgePID)
 	if err != nil {
 		return sample{}, err
 	}
 	var stopRSS func() int64
 	if sc.kbridge {
-		stopRSS = watchRSS(kbridgePID, 50*time.Millisecond)
+		stopRSS = benchkit.WatchRSS(kbridgePID, 50*time.Millisecond)
 	}
 	rec := &recorder{}
 	start := time.Now()
@@ -145,17 +144,17 @@ func measure(ctx context.Context, o options, sc scenario, kbridgePID int) (sampl
 	if err != nil {
 		return failedSample(ctx, err)
 	}
-	cpu1, err := cpuTimes(kbridgePID)
+	cpu1, err := benchkit.CPUTimes(kbridgePID)
 	if err != nil {
 		return sample{}, err
 	}
 	slices.Sort(rec.lat)
 	return sample{
 		records: rec.records, errs: rec.errs, firstErr: rec.firstErr, elapsed: elapsed,
-		p50: percentile(rec.lat, 0.50), p99: percentile(rec.lat, 0.99),
-		kbridgeCPU: cpu1.kbridge - cpu0.kbridge, selfCPU: cpu1.self - cpu0.self,
+		p50: benchkit.Percentile(rec.lat, 0.50), p99: benchkit.Percentile(rec.lat, 0.99),
+		kbridgeCPU: cpu1.Kbridge - cpu0.Kbridge, selfCPU: cpu1.Self - cpu0.Self,
 		peakRSSKiB: peak,
-		hostBusy:   float64(cpu1.hostBusy-cpu0.hostBusy) / float64(max(cpu1.hostElapsed-cpu0.hostElapsed, 1)),
+		hostBusy:   cpu1.HostBusySince(cpu0),
 	}, nil
 }
 
@@ -165,29 +164,4 @@ func failedSample(ctx context.Context, err error) (sample, error) {
 		return sample{}, ctx.Err()
 	}
 	return sample{failed: err}, nil
-}
-
-// percentile returns the q-quantile of sorted by rank q·n rounded to the
-// nearest integer (nearest-rank, without ceil's float surprises), 0 if empty.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted)) + 0.5)
-	return sorted[min(max(i-1, 0), len(sorted)-1)]
-}
-
-// median returns the median of xs (the mean of the middle two for an even
-// count), 0 if empty. xs is not modified.
-func median[T ~int64 | ~float64](xs []T) T {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kbridge/kbridge/bench/internal/benchkit"
 )
 
 // report is what the run prints: the settings, the environment, and one row
@@ -72,26 +73,17 @@ func summarize(sc scenario, ss []sample) row {
 		}
 		rates = append(rates, s.rate())
 		p50s, p99s = append(p50s, s.p50), append(p99s, s.p99)
-		kbCPU = append(kbCPU, per100k(s.kbridgeCPU, s.records))
-		selfCPU = append(selfCPU, per100k(s.selfCPU, s.records))
+		kbCPU = append(kbCPU, benchkit.Per100k(s.kbridgeCPU, s.records))
+		selfCPU = append(selfCPU, benchkit.Per100k(s.selfCPU, s.records))
 		busy = append(busy, s.hostBusy)
 		r.peakRSSKiB = max(r.peakRSSKiB, s.peakRSSKiB)
 		r.errs += s.errs
 		r.firstErr = cmp.Or(r.firstErr, s.firstErr)
 	}
-	r.rate, r.p50, r.p99 = median(rates), median(p50s), median(p99s)
-	r.kbridgeCPU, r.clientCPU, r.hostBusy = median(kbCPU), median(selfCPU), median(busy)
-	if r.rate > 0 {
-		r.spread = (slices.Max(rates) - slices.Min(rates)) / r.rate
-	}
+	r.rate, r.p50, r.p99 = benchkit.Median(rates), benchkit.Median(p50s), benchkit.Median(p99s)
+	r.kbridgeCPU, r.clientCPU, r.hostBusy = benchkit.Median(kbCPU), benchkit.Median(selfCPU), benchkit.Median(busy)
+	r.spread = benchkit.Spread(rates)
 	return r
-}
-
-func per100k(cpu time.Duration, records int64) float64 {
-	if records == 0 {
-		return 0
-	}
-	return cpu.Seconds() / float64(records) * 100_000
 }
 
 // failures counts the failed records or calls and the failed rounds.
@@ -107,17 +99,17 @@ func (rep *report) write(w io.Writer) {
 	o := rep.o
 	fmt.Fprintf(w, "## kbridge publish benchmark\n\n")
 	fmt.Fprintf(w, "- date: %s\n", rep.date.Format(time.RFC3339))
-	fmt.Fprintf(w, "- machine: nproc %d, %s %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "- broker: %s (its own process); one topic per scenario, %d partitions, replication 1\n", strings.Join(o.brokers, ","), o.partitions)
-	fmt.Fprintf(w, "- records: %d-byte JSON values, no key; acks=all, idempotent, compression %s, linger %s on both sides\n", o.valueSize, o.compression, o.linger)
-	fmt.Fprintf(w, "- each row: median of %d rounds of %s after %s warm-up; rounds interleave the scenarios\n", o.rounds, o.duration, o.warmup)
+	fmt.Fprintf(w, "- machine: %s\n", benchkit.Machine())
+	fmt.Fprintf(w, "- broker: %s (its own process); one topic per scenario, %d partitions, replication 1\n", strings.Join(o.Brokers, ","), o.Partitions)
+	fmt.Fprintf(w, "- records: %d-byte JSON values, no key; acks=all, idempotent, compression %s, linger %s on both sides\n", o.ValueSize, o.Compression, o.linger)
+	fmt.Fprintf(w, "- each row: median of %d rounds of %s after %s warm-up; rounds interleave the scenarios\n", o.Rounds, o.duration, o.warmup)
 	fmt.Fprintf(w, "- kbridge (%s%s): ready %s after start; peak RSS (VmHWM) %s; %s\n\n",
-		o.kbridgeBin, rep.extraFlags(), rep.readyAfter.Round(time.Millisecond), fmtKiB(rep.hwmKiB), rep.exitText())
+		o.KbridgeBin, o.ExtraFlags(), rep.readyAfter.Round(time.Millisecond), benchkit.FmtKiB(rep.hwmKiB), rep.exitText())
 	fmt.Fprintln(w, "| scenario | records/s | spread | p50 | p99 | ratio vs baseline | kbridge CPU s/100k | client CPU s/100k | kbridge peak RSS | host CPU busy | errors |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
 	for _, r := range rep.rows {
 		fmt.Fprintf(w, "| %s | %.0f | %.0f%% | %s | %s | %s | %s | %.2f | %s | %.0f%% | %s |\n",
-			r.name, r.rate, r.spread*100, fmtDur(r.p50), fmtDur(r.p99), r.ratioText(), r.kbridgeCPUText(), r.clientCPU, r.rssText(), r.hostBusy*100, r.errorsText())
+			r.name, r.rate, r.spread*100, benchkit.FmtDur(r.p50), benchkit.FmtDur(r.p99), r.ratioText(), r.kbridgeCPUText(), r.clientCPU, r.rssText(), r.hostBusy*100, r.errorsText())
 	}
 	fmt.Fprintf(w, "\nspread: (max-min)/median of the rounds' records/s. p50/p99: per call (ProduceSync, Publish, POST),\n"+
 		"per request (PublishStream) or per record from Produce to its promise (async); the async rows' latency is\n"+
@@ -128,13 +120,6 @@ func (rep *report) write(w io.Writer) {
 			fmt.Fprintf(w, "\nfirst error of %q: %v\n", r.name, r.firstErr)
 		}
 	}
-}
-
-func (rep *report) extraFlags() string {
-	if len(rep.o.kbridgeArgs) == 0 {
-		return ", default settings but for the above"
-	}
-	return " " + strings.Join(rep.o.kbridgeArgs, " ")
 }
 
 func (rep *report) exitText() string {
@@ -169,24 +154,11 @@ func (r row) rssText() string {
 	if !r.kbridge {
 		return "—"
 	}
-	return fmtKiB(r.peakRSSKiB)
+	return benchkit.FmtKiB(r.peakRSSKiB)
 }
 
 // shortName is a row's name up to its first comma.
 func shortName(name string) string {
 	before, _, _ := strings.Cut(name, ",")
 	return before
-}
-
-func fmtKiB(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,23 +16,24 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kbridge/kbridge/bench/internal/benchkit"
 	kbridgev1 "github.com/kbridge/kbridge/gen/kbridge/v1"
 )
-
-// cleanupTimeout bounds deleting the topics at the end.
-const cleanupTimeout = 15 * time.Second
 
 // run starts kbridge, builds the clients and topics, measures every
 // scenario o.rounds times, tears everything down in reverse order, and
 // returns the report. kbridge is stopped last, after its clients closed,
 // and anything but a clean exit 0 fails the run.
 func run(ctx context.Context, o options, progress io.Writer) (rep *report, err error) {
-	kb, err := startKbridge(ctx, o)
+	kb, err := benchkit.StartKbridge(ctx, o.Kbridge([]string{
+		"--compression", o.Compression, "--linger", o.linger.String(),
+		"--stream-max-in-flight", strconv.Itoa(o.streamInFlight()),
+	}, nil))
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "kbridge pid %d ready in %s (grpc %s, http %s, admin %s)\n",
-		kb.pid(), kb.readyAfter.Round(time.Millisecond), kb.grpcAddr, kb.httpAddr, kb.adminAddr)
+		kb.PID(), kb.ReadyAfter.Round(time.Millisecond), kb.GRPCAddr, kb.HTTPAddr, kb.AdminAddr)
 	defer func() { err = finish(kb, rep, err, progress) }()
 
 	r, err := newRig(o, kb)
@@ -47,42 +49,37 @@ func run(ctx context.Context, o options, progress io.Writer) (rep *report, err e
 	for i, sc := range scs {
 		topics[i] = r.topic(sc.slug)
 	}
-	if err := createTopics(ctx, r.adm, o.partitions, topics); err != nil {
+	if err := benchkit.CreateTopics(ctx, r.adm, o.Partitions, topics); err != nil {
 		return nil, err
 	}
-	if !o.keepTopics {
+	if !o.KeepTopics {
 		defer func() {
-			dctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-			defer cancel()
-			err = errors.Join(err, deleteTopics(dctx, r.adm, topics))
+			err = errors.Join(err, benchkit.Cleanup(func(ctx context.Context) error { return benchkit.DeleteTopics(ctx, r.adm, topics) }))
 		}()
 	}
 
-	samples, err := measureRounds(ctx, o, scs, kb.pid(), progress)
+	samples, err := measureRounds(ctx, o, scs, kb.PID(), progress)
 	if err != nil {
 		return nil, err
 	}
-	hwm, err := kb.peakRSSKiB()
+	hwm, err := kb.PeakRSSKiB()
 	if err != nil {
 		return nil, err
 	}
-	return newReport(o, kb.readyAfter, hwm, scs, samples), nil
+	return newReport(o, kb.ReadyAfter, hwm, scs, samples), nil
 }
 
 // finish stops kbridge, keeping its log if anything failed, and records in
 // rep whether kbridge exited cleanly. It returns err joined with the stop's.
-func finish(kb *kbridgeProc, rep *report, err error, progress io.Writer) error {
+func finish(kb *benchkit.Kbridge, rep *report, err error, progress io.Writer) error {
 	failed := err != nil
 	if rep != nil {
 		errs, rounds := rep.failures()
 		failed = failed || errs > 0 || rounds > 0
 	}
-	kept, stopErr := kb.stop(failed)
+	stopErr := kb.StopReporting(failed, progress)
 	if rep != nil {
 		rep.cleanExit = stopErr == nil
-	}
-	if kept {
-		fmt.Fprintf(progress, "kbridge log: %s\n", kb.log.Name())
 	}
 	return errors.Join(err, stopErr)
 }
@@ -91,7 +88,7 @@ func finish(kb *kbridgeProc, rep *report, err error, progress io.Writer) error {
 // the scenarios, so that drift on the machine touches every row alike.
 func measureRounds(ctx context.Context, o options, scs []scenario, kbridgePID int, progress io.Writer) ([][]sample, error) {
 	samples := make([][]sample, len(scs))
-	for round := range o.rounds {
+	for round := range o.Rounds {
 		for i, sc := range scs {
 			s, err := measure(ctx, o, sc, kbridgePID)
 			if err != nil {
@@ -99,11 +96,11 @@ func measureRounds(ctx context.Context, o options, scs []scenario, kbridgePID in
 			}
 			samples[i] = append(samples[i], s)
 			if s.failed != nil {
-				fmt.Fprintf(progress, "round %d/%d  %-52s FAILED: %v\n", round+1, o.rounds, sc.name, s.failed)
+				fmt.Fprintf(progress, "round %d/%d  %-52s FAILED: %v\n", round+1, o.Rounds, sc.name, s.failed)
 				continue
 			}
 			fmt.Fprintf(progress, "round %d/%d  %-52s %9.0f records/s  p50 %-9s p99 %-9s errors %d\n",
-				round+1, o.rounds, sc.name, s.rate(), fmtDur(s.p50), fmtDur(s.p99), s.errs)
+				round+1, o.Rounds, sc.name, s.rate(), benchkit.FmtDur(s.p50), benchkit.FmtDur(s.p99), s.errs)
 		}
 	}
 	return samples, nil
@@ -113,9 +110,9 @@ func measureRounds(ctx context.Context, o options, scs []scenario, kbridgePID in
 // order of creation.
 type rig struct {
 	o       options
-	values  *valuePool
+	values  *benchkit.ValuePool
 	prefix  string
-	kb      *kbridgeProc
+	kb      *benchkit.Kbridge
 	adm     *kadm.Client
 	syncCl  *kgo.Client
 	asyncCl *kgo.Client
@@ -124,8 +121,8 @@ type rig struct {
 	closers []func()
 }
 
-func newRig(o options, kb *kbridgeProc) (*rig, error) {
-	r := &rig{o: o, values: newValuePool(o.valueSize), prefix: "kbench-" + time.Now().Format("20060102-150405") + "-", kb: kb}
+func newRig(o options, kb *benchkit.Kbridge) (*rig, error) {
+	r := &rig{o: o, values: benchkit.NewValuePool(o.ValueSize), prefix: "kbench-" + time.Now().Format("20060102-150405") + "-", kb: kb}
 	var err error
 	if r.syncCl, err = r.kafkaClient(50_000); err != nil { // kbridge's default buffer
 		return nil, err
@@ -135,22 +132,20 @@ func newRig(o options, kb *kbridgeProc) (*rig, error) {
 		return nil, err
 	}
 	r.adm = kadm.NewClient(r.syncCl)
-	conn, err := grpc.NewClient(kb.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(kb.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("grpc client: %w", err)
 	}
 	r.closers = append(r.closers, func() { _ = conn.Close() })
 	r.grpc = kbridgev1.NewProducerServiceClient(conn)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 64, 64
-	r.http = &http.Client{Transport: tr, Timeout: callTimeout}
-	r.closers = append(r.closers, tr.CloseIdleConnections)
+	r.http = benchkit.KeepAliveClient(64)
+	r.closers = append(r.closers, r.http.CloseIdleConnections)
 	return r, nil
 }
 
 func (r *rig) kafkaClient(maxBuffered int) (*kgo.Client, error) {
-	cl, err := newProducerClient(r.o, maxBuffered)
+	cl, err := benchkit.NewProducerClient(r.o.Producer(r.o.linger, maxBuffered))
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +182,7 @@ func (r *rig) scenarios() []scenario {
 		{name: fmt.Sprintf("kbridge PublishStream, %d streams, 10 rec/req", o.streams), slug: "stream10", baseline: "async", kbridge: true,
 			load: streamPublish(r.grpc, r.topic("stream10"), o.streams, 10, inFlight, v)},
 		{name: fmt.Sprintf("kbridge REST raw POST, %d callers", o.concurrency), slug: "rest", baseline: "unary", kbridge: true,
-			load: restPublish(r.http, "http://"+r.kb.httpAddr+"/v1/topics/"+r.topic("rest"), o.concurrency, v)},
+			load: restPublish(r.http, "http://"+r.kb.HTTPAddr+"/v1/topics/"+r.topic("rest"), o.concurrency, v)},
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,59 +21,78 @@ const (
 	stopTimeout  = 35 * time.Second
 )
 
-// kbridgeProc is kbridge running as a subprocess on free loopback ports.
-type kbridgeProc struct {
+// KbridgeConfig says how to run kbridge.
+type KbridgeConfig struct {
+	Bin     string   // the binary
+	LogPath string   // its stdout and stderr; "" for a temporary file
+	Brokers []string // KBRIDGE_BROKERS
+	Args    []string // flags after the listen addresses, which are always set
+	Env     []string // further KEY=value; other KBRIDGE_* variables are dropped
+}
+
+// Kbridge is kbridge running as a subprocess on free loopback ports.
+type Kbridge struct {
+	GRPCAddr, HTTPAddr, AdminAddr string
+	// Started is taken just before the process started; ReadyAfter is how
+	// long after that /readyz first answered 200.
+	Started    time.Time
+	ReadyAfter time.Duration
+
 	cmd                  *exec.Cmd
-	grpcAddr, httpAddr   string
-	adminAddr            string
 	log                  *os.File
-	readyAfter           time.Duration
 	exited               chan struct{} // closed once the process was waited for
 	waitErr              error         // set before exited is closed
 	removeLogWhenStopped bool
 }
 
-// startKbridge starts the binary and waits until /readyz answers 200.
-func startKbridge(ctx context.Context, o options) (*kbridgeProc, error) {
+// StartKbridge starts the binary and waits until /readyz answers 200.
+func StartKbridge(ctx context.Context, c KbridgeConfig) (*Kbridge, error) {
 	addrs, err := freeAddrs(3)
 	if err != nil {
 		return nil, err
 	}
-	log, remove, err := openLog(o.kbridgeLog)
+	log, remove, err := openLog(c.LogPath)
 	if err != nil {
 		return nil, err
 	}
-	k := &kbridgeProc{grpcAddr: addrs[0], httpAddr: addrs[1], adminAddr: addrs[2], log: log, exited: make(chan struct{}), removeLogWhenStopped: remove}
-	k.cmd = exec.Command(o.kbridgeBin,
-		"--grpc-addr", k.grpcAddr, "--http-addr", k.httpAddr, "--admin-addr", k.adminAddr,
-		"--compression", o.compression, "--linger", o.linger.String(),
-		"--stream-max-in-flight", strconv.Itoa(o.streamInFlight()),
-	)
-	k.cmd.Args = append(k.cmd.Args, o.kbridgeArgs...)
-	k.cmd.Env = append(withoutKbridgeEnv(os.Environ()), "KBRIDGE_BROKERS="+strings.Join(o.brokers, ","))
+	k := &Kbridge{GRPCAddr: addrs[0], HTTPAddr: addrs[1], AdminAddr: addrs[2], log: log, exited: make(chan struct{}), removeLogWhenStopped: remove}
+	k.cmd = exec.Command(c.Bin, "--grpc-addr", k.GRPCAddr, "--http-addr", k.HTTPAddr, "--admin-addr", k.AdminAddr)
+	k.cmd.Args = append(k.cmd.Args, c.Args...)
+	k.cmd.Env = append(withoutKbridgeEnv(os.Environ()), "KBRIDGE_BROKERS="+strings.Join(c.Brokers, ","))
+	k.cmd.Env = append(k.cmd.Env, c.Env...)
 	k.cmd.Stdout, k.cmd.Stderr = log, log
-	start := time.Now()
+	k.Started = time.Now()
 	if err := k.cmd.Start(); err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("start kbridge: %w", err)
 	}
-	// The waiter is stopped by the process ending; stop() makes sure it does.
+	// The waiter is stopped by the process ending; Stop makes sure it does.
 	go func() {
 		k.waitErr = k.cmd.Wait()
 		close(k.exited)
 	}()
 	if err := k.waitReady(ctx); err != nil {
-		_, stopErr := k.stop(true)
+		_, stopErr := k.Stop(true)
 		return nil, errors.Join(fmt.Errorf("kbridge not ready: %w (log: %s)", err, k.log.Name()), stopErr)
 	}
-	k.readyAfter = time.Since(start)
+	k.ReadyAfter = time.Since(k.Started)
 	return k, nil
 }
 
-func (k *kbridgeProc) pid() int { return k.cmd.Process.Pid }
+// PID is the process id.
+func (k *Kbridge) PID() int { return k.cmd.Process.Pid }
+
+// LogName is the path of kbridge's log.
+func (k *Kbridge) LogName() string { return k.log.Name() }
+
+// Exited is closed when the process has ended.
+func (k *Kbridge) Exited() <-chan struct{} { return k.exited }
+
+// ExitErr is why the process ended; valid once Exited is closed.
+func (k *Kbridge) ExitErr() error { return k.waitErr }
 
 // withoutKbridgeEnv drops KBRIDGE_* variables, so that only the flags and
-// brokers given here configure the measured kbridge.
+// variables given here configure the measured kbridge.
 func withoutKbridgeEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
@@ -116,7 +134,7 @@ func openLog(path string) (f *os.File, remove bool, err error) {
 
 // waitReady polls /readyz until it answers 200, the process exits, or
 // readyTimeout passes.
-func (k *kbridgeProc) waitReady(ctx context.Context) error {
+func (k *Kbridge) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second}
@@ -137,8 +155,8 @@ func (k *kbridgeProc) waitReady(ctx context.Context) error {
 	}
 }
 
-func (k *kbridgeProc) ready(ctx context.Context, client *http.Client) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+k.adminAddr+"/readyz", nil)
+func (k *Kbridge) ready(ctx context.Context, client *http.Client) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+k.AdminAddr+"/readyz", nil)
 	if err != nil {
 		return false
 	}
@@ -151,14 +169,17 @@ func (k *kbridgeProc) ready(ctx context.Context, client *http.Client) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// peakRSSKiB is the process's VmHWM: its largest RSS since it started.
-func (k *kbridgeProc) peakRSSKiB() (int64, error) { return statusKiB(k.pid(), "VmHWM") }
+// PeakRSSKiB is the process's VmHWM: its largest RSS since it started.
+func (k *Kbridge) PeakRSSKiB() (int64, error) { return StatusKiB(k.PID(), "VmHWM") }
 
-// stop sends SIGTERM and waits for the exit; anything but exit code 0
+// CPU is the process's CPU time so far, user and kernel.
+func (k *Kbridge) CPU() (time.Duration, error) { return PIDCPUTime(k.PID()) }
+
+// Stop sends SIGTERM and waits for the exit; anything but exit code 0
 // within stopTimeout is an error, which quotes the end of the log. Past the
 // timeout the process is killed. A temporary log is removed unless keepLog
 // or an error; it reports whether the log is still there.
-func (k *kbridgeProc) stop(keepLog bool) (kept bool, err error) {
+func (k *Kbridge) Stop(keepLog bool) (kept bool, err error) {
 	err = k.terminate()
 	_ = k.log.Close()
 	if err != nil {
@@ -171,7 +192,17 @@ func (k *kbridgeProc) stop(keepLog bool) (kept bool, err error) {
 	return true, nil
 }
 
-func (k *kbridgeProc) terminate() error {
+// StopReporting is Stop that keeps the log if failed and then names it on
+// progress.
+func (k *Kbridge) StopReporting(failed bool, progress io.Writer) error {
+	kept, err := k.Stop(failed)
+	if kept {
+		fmt.Fprintf(progress, "kbridge log: %s\n", k.log.Name())
+	}
+	return err
+}
+
+func (k *Kbridge) terminate() error {
 	select {
 	case <-k.exited:
 		return fmt.Errorf("kbridge exited before it was stopped: %w", k.waitErr)
@@ -196,7 +227,7 @@ func (k *kbridgeProc) terminate() error {
 }
 
 // logTail is the end of kbridge's log, for error messages.
-func (k *kbridgeProc) logTail() string {
+func (k *Kbridge) logTail() string {
 	b, err := os.ReadFile(k.log.Name())
 	if err != nil {
 		return ""

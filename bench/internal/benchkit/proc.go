@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"bufio"
@@ -14,25 +14,37 @@ import (
 // is 100 on every Linux architecture Go supports.
 const userHZ = 100
 
-// cpuSnapshot is the CPU time used so far by kbridge, by this process, and
+// CPUSnapshot is the CPU time used so far by kbridge, by this process, and
 // by the whole machine (busy and in total, over all CPUs).
-type cpuSnapshot struct {
-	kbridge, self         time.Duration
-	hostBusy, hostElapsed int64 // ticks of /proc/stat
+type CPUSnapshot struct {
+	Kbridge, Self         time.Duration
+	HostBusy, HostElapsed int64 // ticks of /proc/stat
 }
 
-func cpuTimes(kbridgePID int) (cpuSnapshot, error) {
-	var s cpuSnapshot
+// CPUTimes takes a snapshot; kbridgePID 0 leaves Kbridge zero.
+func CPUTimes(kbridgePID int) (CPUSnapshot, error) {
+	var s CPUSnapshot
 	var err error
-	if s.kbridge, err = cpuTime(strconv.Itoa(kbridgePID)); err != nil {
+	if kbridgePID != 0 {
+		if s.Kbridge, err = PIDCPUTime(kbridgePID); err != nil {
+			return s, err
+		}
+	}
+	if s.Self, err = cpuTime("self"); err != nil {
 		return s, err
 	}
-	if s.self, err = cpuTime("self"); err != nil {
-		return s, err
-	}
-	s.hostBusy, s.hostElapsed, err = hostTicks()
+	s.HostBusy, s.HostElapsed, err = hostTicks()
 	return s, err
 }
+
+// HostBusySince is the share of all CPUs' time that was busy between
+// earlier and s.
+func (s CPUSnapshot) HostBusySince(earlier CPUSnapshot) float64 {
+	return float64(s.HostBusy-earlier.HostBusy) / float64(max(s.HostElapsed-earlier.HostElapsed, 1))
+}
+
+// PIDCPUTime is the CPU time of process pid so far, user and kernel.
+func PIDCPUTime(pid int) (time.Duration, error) { return cpuTime(strconv.Itoa(pid)) }
 
 // hostTicks sums the "cpu" line of /proc/stat: all ticks, and those not
 // idle or waiting for I/O. Their deltas give how busy the machine was, so a
@@ -94,9 +106,9 @@ func cpuTime(pid string) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
-// statusKiB reads a "Name:   123 kB" line of /proc/<pid>/status, such as
+// StatusKiB reads a "Name:   123 kB" line of /proc/<pid>/status, such as
 // VmRSS or VmHWM.
-func statusKiB(pid int, name string) (int64, error) {
+func StatusKiB(pid int, name string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", name, err)
@@ -120,9 +132,9 @@ func statusKiB(pid int, name string) (int64, error) {
 	return 0, fmt.Errorf("%s: not in /proc/%d/status", name, pid)
 }
 
-// watchRSS samples pid's VmRSS every interval until the returned stop is
+// WatchRSS samples pid's VmRSS every interval until the returned stop is
 // called; stop returns the largest sample in KiB.
-func watchRSS(pid int, every time.Duration) (stop func() int64) {
+func WatchRSS(pid int, every time.Duration) (stop func() int64) {
 	quit := make(chan struct{})
 	peak := make(chan int64)
 	go func() {
@@ -130,7 +142,7 @@ func watchRSS(pid int, every time.Duration) (stop func() int64) {
 		defer t.Stop()
 		var largest int64
 		for {
-			if kib, err := statusKiB(pid, "VmRSS"); err == nil {
+			if kib, err := StatusKiB(pid, "VmRSS"); err == nil {
 				largest = max(largest, kib)
 			}
 			select {

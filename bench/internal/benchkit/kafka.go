@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 // topicsReadyTimeout bounds waiting for new topics to have leaders.
 const topicsReadyTimeout = 30 * time.Second
 
-// createTopics creates the topics with replication factor 1 and waits until
+// CreateTopics creates the topics with replication factor 1 and waits until
 // the broker's metadata shows a leader for every partition, so that the
 // first publishes of the warm-up do not meet a topic still being born.
-func createTopics(ctx context.Context, adm *kadm.Client, partitions int, names []string) error {
+func CreateTopics(ctx context.Context, adm *kadm.Client, partitions int, names []string) error {
 	resp, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, names...)
 	if err == nil {
 		err = resp.Error()
@@ -59,7 +59,8 @@ func topicsReady(ctx context.Context, adm *kadm.Client, partitions int, names []
 	return true, nil
 }
 
-func deleteTopics(ctx context.Context, adm *kadm.Client, names []string) error {
+// DeleteTopics deletes the topics.
+func DeleteTopics(ctx context.Context, adm *kadm.Client, names []string) error {
 	resp, err := adm.DeleteTopics(ctx, names...)
 	if err == nil {
 		err = resp.Error()
@@ -70,30 +71,40 @@ func deleteTopics(ctx context.Context, adm *kadm.Client, names []string) error {
 	return nil
 }
 
-// newProducerClient is a franz-go producer set up as kbridge's is, so the
-// baselines differ from kbridge only by what kbridge adds.
-func newProducerClient(o options, maxBuffered int) (*kgo.Client, error) {
-	c, err := codec(o.compression)
+// ProducerSettings are those of a franz-go producer set up as kbridge's is,
+// so that a baseline differs from kbridge only by what kbridge adds.
+type ProducerSettings struct {
+	Brokers     []string
+	Compression string // none, gzip, snappy, lz4 or zstd
+	Linger      time.Duration
+	MaxBuffered int // records
+}
+
+// NewProducerClient is a franz-go client with s, then opts.
+func NewProducerClient(s ProducerSettings, opts ...kgo.Opt) (*kgo.Client, error) {
+	c, err := Codec(s.Compression)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(o.brokers...),
+	opts = append([]kgo.Opt{
+		kgo.SeedBrokers(s.Brokers...),
 		kgo.ClientID("kbridge-bench"),
 		// Idempotent with acks=all: franz-go's default, and kbridge's.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(c),
 		// franz-go lingers 10ms by default; kbridge sets its --linger (0s).
-		kgo.ProducerLinger(o.linger),
-		kgo.MaxBufferedRecords(maxBuffered),
-	)
+		kgo.ProducerLinger(s.Linger),
+		kgo.MaxBufferedRecords(s.MaxBuffered),
+	}, opts...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("new kafka client: %w", err)
 	}
 	return cl, nil
 }
 
-func codec(name string) (kgo.CompressionCodec, error) {
+// Codec is the franz-go codec named name.
+func Codec(name string) (kgo.CompressionCodec, error) {
 	switch name {
 	case "none":
 		return kgo.NoCompression(), nil

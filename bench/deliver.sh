@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The delivery benchmark (bench/deliver) through bench/run.sh: builds
+# kbridge, starts the test broker unless KAFKA_BROKERS is set, prints the
+# table.
+#
+#   bench/deliver.sh -records 100000 -rounds 3
+exec "$(dirname "$0")/run.sh" deliver "$@"
