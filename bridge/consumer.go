@@ -22,6 +22,12 @@ const (
 	fetchMaxBytes          = 16 << 20
 	fetchMaxPartitionBytes = 1 << 20
 	maxPollRecords         = 1024
+	// fetchMaxWait bounds how long the broker holds a fetch for more data.
+	// A partition resumed after a pause joins the next fetch request only,
+	// so with franz-go's 5 s default a caught-up topic would leave a
+	// resumed partition idle for seconds; 100 ms costs a few empty fetches
+	// a second while idle.
+	fetchMaxWait = 100 * time.Millisecond
 
 	// commitTimeout bounds one commit request, so a broker that does not
 	// answer cannot hold the revoke lock for long.
