@@ -243,3 +243,32 @@ func TestConsumerRetriesThenAcks(t *testing.T) {
 func testLogger(tb testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
+
+// TestConsumerStartLatest: a new group with StartAtLatest skips what was
+// in the topic before it joined, and delivers what comes after.
+func TestConsumerStartLatest(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 1)
+	hook := bridgetest.NewWebhook(t, nil)
+	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
+	cfg.StartAtLatest = true
+	cluster.Produce(t, topic, testRecords(0, 3, "old")...)
+	runConsumer(t, cfg, nil)
+
+	// The position is resolved after the group is joined, so records are
+	// produced until one arrives: every earlier one may be skipped, none
+	// of the old ones may be delivered.
+	deadline := time.Now().Add(deliveryTimeout)
+	for i := 0; len(hook.Deliveries()) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing produced after the group joined was delivered")
+		}
+		cluster.Produce(t, topic, &kgo.Record{Partition: 0, Value: []byte("new" + strconv.Itoa(i))})
+		time.Sleep(50 * time.Millisecond) // pacing the producer, not waiting for a condition
+	}
+	for _, d := range hook.Deliveries() {
+		if d.Offset < 3 {
+			t.Errorf("offset %d (%q) was delivered: it was in the topic before a group that starts at the latest offset", d.Offset, d.Body)
+		}
+	}
+}
