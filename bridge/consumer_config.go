@@ -40,6 +40,12 @@ type ConsumerConfig struct {
 	Webhook WebhookClientConfig
 	Retry   RetryPolicy
 
+	// Ordering is OrderingPartition (the zero value means it), OrderingKey
+	// or OrderingNone; MaxInFlight bounds a partition's records in flight
+	// with key and none (partition has one).
+	Ordering    string
+	MaxInFlight int
+
 	// DeadLetterTopic, if set, is where exhausted and permanently refused
 	// records go (the dead-letter policy); empty means the block policy:
 	// retry forever.
@@ -62,6 +68,14 @@ func (cfg ConsumerConfig) Validate() error {
 	}
 	if cfg.URL == "" {
 		errs = append(errs, errors.New("webhook url: required"))
+	}
+	switch cfg.Ordering {
+	case "", OrderingPartition, OrderingKey, OrderingNone:
+	default:
+		errs = append(errs, fmt.Errorf("ordering %q: must be partition, key or none", cfg.Ordering))
+	}
+	if cfg.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max in flight %d: must not be negative", cfg.MaxInFlight))
 	}
 	if cfg.SessionTimeout <= 0 || cfg.RebalanceTimeout <= 0 || cfg.CommitInterval <= 0 {
 		errs = append(errs, errors.New("session timeout, rebalance timeout and commit interval must be positive"))

@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"sync"
@@ -12,11 +11,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// partitionWorker delivers one partition's records for one assignment, one
-// at a time in fetch order (ordering: partition). The poll loop appends to
-// its queue; the worker dispatches the head record to the tracker, delivers
-// it until it is done (acked or dead-lettered) or the worker is stopped, and
-// only then takes the next one.
+// partitionWorker delivers one partition's records for one assignment. The
+// poll loop appends to its queue; the worker's dispatcher takes records in
+// fetch order, records them in the tracker and hands each to its lane
+// (lanes.go): with ordering partition all records share one lane, so one is
+// in flight at a time; with key, records of one key share a lane; with
+// none, every record is a lane of its own. A lane delivers its records one
+// at a time until each is done (acked or dead-lettered); at most
+// MaxInFlight records of the partition are in flight, and at most the
+// window are dispatched but unfinished, past which the dispatcher waits and
+// the queue, then the fetches, fill up and pause.
 //
 // Stopping has two steps, so that a revoke or shutdown can let the request
 // in flight finish: stop (quit) takes no further record and cuts backoff
@@ -28,7 +32,7 @@ type partitionWorker struct {
 	tp      topicPartition
 	tracker *Tracker
 	log     *slog.Logger
-	rnd     *rand.Rand // jitter; used by the worker's goroutine only
+	sched   *scheduler
 
 	mu          sync.Mutex
 	queue       []*kgo.Record // fetched, not yet dispatched; queue[head:] is live
@@ -53,7 +57,7 @@ func newPartitionWorker(c *Consumer, tp topicPartition) *partitionWorker {
 		tp:        tp,
 		tracker:   NewTracker(-1), // the position is the first record's offset
 		log:       c.log.With("topic", tp.topic, "partition", tp.partition),
-		rnd:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		sched:     newScheduler(c.cfg.Ordering, c.cfg.MaxInFlight),
 		committed: -1,
 		wake:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
@@ -123,11 +127,16 @@ func (w *partitionWorker) take() *kgo.Record {
 	return rec
 }
 
-// run is the worker's goroutine, owned by the Consumer: it ends when the
-// worker is stopped, and done is closed then.
+// run is the worker's dispatcher goroutine, owned by the Consumer: it ends
+// when the worker is stopped, once its lanes have ended too; done is closed
+// then.
 func (w *partitionWorker) run() {
 	defer close(w.done)
+	defer w.sched.wait()
 	for {
+		if !w.sched.waitRoom(w.tracker, w.quit) {
+			return
+		}
 		rec, ok := w.next()
 		if !ok {
 			return
@@ -139,18 +148,29 @@ func (w *partitionWorker) run() {
 			w.log.Warn("skipping a record fetched again within one assignment", "offset", rec.Offset, "error", err)
 			continue
 		}
-		if !w.deliver(rec) {
-			// Stopped: the record stays unfinished, the commit point before
-			// it, and the partition's next owner delivers it again.
-			w.log.Info("partition stopped before a record finished; it is not committed and will be delivered again",
-				"offset", rec.Offset)
-			return
-		}
-		if err := w.tracker.Done(rec.Offset); err != nil {
-			w.log.Error("commit tracker", "offset", rec.Offset, "error", err)
-		}
-		w.setFailing(0)
+		w.sched.schedule(rec, w.deliverOne)
 	}
+}
+
+// deliverOne delivers rec within the partition's in-flight limit and marks
+// it done in the tracker; false when the worker was stopped first.
+func (w *partitionWorker) deliverOne(rec *kgo.Record) bool {
+	if !w.sched.acquire(w.quit) {
+		return false
+	}
+	defer w.sched.release()
+	if !w.deliver(rec) {
+		// Stopped: the record stays unfinished, the commit point before
+		// it, and the partition's next owner delivers it again.
+		w.log.Info("partition stopped before a record finished; it is not committed and will be delivered again",
+			"offset", rec.Offset)
+		return false
+	}
+	if err := w.tracker.Done(rec.Offset); err != nil {
+		w.log.Error("commit tracker", "offset", rec.Offset, "error", err)
+	}
+	w.setFailing(0)
+	return true
 }
 
 // deliver sends rec until it is done: true once acked or dead-lettered,
@@ -188,7 +208,7 @@ func (w *partitionWorker) deliver(rec *kgo.Record) bool {
 		}
 		w.setFailing(tries)
 		if out.Throttled() {
-			c.pace.slow(policy.Backoff(tries, out.RetryAfter, w.rnd))
+			c.pace.slow(policy.Backoff(tries, out.RetryAfter, nil))
 		}
 		exhausted := policy.Exhausted(counted, first, time.Now())
 		if c.dlq != nil && (out.Kind == Permanent || exhausted) {
@@ -201,7 +221,7 @@ func (w *partitionWorker) deliver(rec *kgo.Record) bool {
 			w.log.Error("retries exhausted and on_exhausted is block: retrying until the webhook accepts the record; the partition waits behind it",
 				"offset", rec.Offset, "attempt", tries, "status", out.Status)
 		}
-		if !sleep(policy.Backoff(tries, out.RetryAfter, w.rnd), w.quit) {
+		if !sleep(policy.Backoff(tries, out.RetryAfter, nil), w.quit) {
 			return false
 		}
 	}

@@ -1,0 +1,159 @@
+package bridge
+
+import (
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Orderings of a subscription: what must be delivered one after another.
+const (
+	// OrderingPartition delivers a partition's records one at a time, in
+	// offset order.
+	OrderingPartition = "partition"
+	// OrderingKey delivers records of one key one at a time, in offset
+	// order; different keys of a partition in parallel. Records without a
+	// key form one lane of their own.
+	OrderingKey = "key"
+	// OrderingNone delivers a partition's records in parallel, in any order.
+	OrderingNone = "none"
+)
+
+// windowPerInFlight sizes a partition's window (records dispatched but not
+// finished, done ones behind a slow one included) from its in-flight limit:
+// room for other keys to go on past a slow record, bounded so that a stuck
+// record cannot make the tracker, or a redelivery after a crash, grow
+// without limit.
+const windowPerInFlight = 10
+
+// scheduler runs one partition's lanes. The dispatcher calls waitRoom and
+// schedule in fetch order; lanes run on goroutines of their own, which wait
+// ends. A lane delivers its records strictly one after another, so records
+// of one lane are delivered in fetch order; slots bound the records of all
+// lanes in flight at once.
+type scheduler struct {
+	ordering string
+	window   int
+	slots    chan struct{} // one token per record in flight
+	freed    chan struct{} // size 1: a record finished, coalesced
+
+	mu    sync.Mutex
+	lanes map[laneKey]*lane // lanes with a record in flight or waiting
+	wg    sync.WaitGroup
+}
+
+// laneKey names a lane: a key, or the lane of records without one.
+type laneKey struct {
+	key   string
+	nokey bool
+}
+
+// lane holds the records waiting behind its record in flight.
+type lane struct {
+	key     laneKey
+	pending []*kgo.Record
+}
+
+func newScheduler(ordering string, maxInFlight int) *scheduler {
+	maxInFlight = max(maxInFlight, 1)
+	window := windowPerInFlight * maxInFlight
+	if ordering == OrderingPartition || ordering == "" {
+		// One lane: a second record could only wait behind the first, so
+		// dispatching it early would only lengthen a crash's redelivery.
+		maxInFlight, window = 1, 1
+	}
+	return &scheduler{
+		ordering: ordering,
+		window:   window,
+		slots:    make(chan struct{}, maxInFlight),
+		freed:    make(chan struct{}, 1),
+		lanes:    make(map[laneKey]*lane),
+	}
+}
+
+// waitRoom waits until the tracker holds fewer records than the window;
+// false if quit closed first.
+func (s *scheduler) waitRoom(t *Tracker, quit <-chan struct{}) bool {
+	for t.Len() >= s.window {
+		select {
+		case <-s.freed:
+		case <-quit:
+			return false
+		}
+	}
+	return true
+}
+
+// schedule hands rec to its lane: behind the lane's records if the lane is
+// busy, else on a new goroutine that runs the lane with deliver until it is
+// empty or deliver reports the worker stopped.
+func (s *scheduler) schedule(rec *kgo.Record, deliver func(*kgo.Record) bool) {
+	if s.ordering == OrderingNone {
+		s.wg.Go(func() { s.run(nil, rec, deliver) })
+		return
+	}
+	k := laneKey{}
+	if s.ordering == OrderingKey {
+		k = laneKey{key: string(rec.Key), nokey: rec.Key == nil}
+	}
+	s.mu.Lock()
+	if l, busy := s.lanes[k]; busy {
+		l.pending = append(l.pending, rec)
+		s.mu.Unlock()
+		return
+	}
+	l := &lane{key: k}
+	s.lanes[k] = l
+	s.mu.Unlock()
+	s.wg.Go(func() { s.run(l, rec, deliver) })
+}
+
+// run delivers rec, then the lane's waiting records in order. A record the
+// worker stopped before it finished ends the lane: what waits behind it
+// stays unfinished, as the tracker expects.
+func (s *scheduler) run(l *lane, rec *kgo.Record, deliver func(*kgo.Record) bool) {
+	for rec != nil {
+		if !deliver(rec) {
+			return
+		}
+		select {
+		case s.freed <- struct{}{}:
+		default:
+		}
+		rec = s.next(l)
+	}
+}
+
+// next takes the lane's next record. An empty lane is removed in the same
+// step, under the lock schedule appends under, so that no record can be
+// added to a lane that has ended.
+func (s *scheduler) next(l *lane) *kgo.Record {
+	if l == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(l.pending) == 0 {
+		delete(s.lanes, l.key)
+		return nil
+	}
+	rec := l.pending[0]
+	l.pending[0] = nil
+	l.pending = l.pending[1:]
+	return rec
+}
+
+// acquire takes an in-flight slot; false if quit closed first.
+func (s *scheduler) acquire(quit <-chan struct{}) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-quit:
+		return false
+	}
+}
+
+func (s *scheduler) release() { <-s.slots }
+
+// wait waits for every lane to end.
+func (s *scheduler) wait() { s.wg.Wait() }
