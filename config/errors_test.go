@@ -23,7 +23,7 @@ func TestLoadRejects(t *testing.T) {
 	}{
 		// The YAML file.
 		{name: "malformed YAML", file: "brokers: [a:9092\n", wantErr: []string{"config: parse k.yaml"}},
-		{name: "YAML not a mapping", file: "- brokers\n- a:9092\n", wantErr: []string{"config: parse k.yaml"}},
+		{name: "YAML not a mapping", file: "- brokers\n- a:9092\n", wantErr: []string{"config: k.yaml: the file must be a mapping"}},
 		{name: "duplicate YAML key", file: "acks: all\nacks: leader\n", wantErr: []string{"config: parse k.yaml", `"acks" already defined`}},
 		{name: "unknown YAML key", file: "grpc_adr: 127.0.0.1:1\n", wantErr: []string{`unknown key "grpc_adr"`, "such as grpc_addr"}},
 		{name: "YAML key with dashes", file: "grpc-addr: 127.0.0.1:1\n", wantErr: []string{`unknown key "grpc-addr"`}},
@@ -217,6 +217,20 @@ func TestValidateAccepts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.cfg.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+// TestLoadYAMLNotAMappingNamesNoGoType: a file holding a list or a single
+// value is refused in the configuration's words; yaml's own error named Go
+// types ("cannot unmarshal !!seq into map[string]yaml.Node").
+func TestLoadYAMLNotAMappingNamesNoGoType(t *testing.T) {
+	for name, doc := range map[string]string{"list": "- brokers: a:1\n", "scalar": "brokers\n"} {
+		t.Run(name, func(t *testing.T) {
+			_, err := config.Load([]string{"--config", "k.yaml"}, env{}.lookup, files{"k.yaml": doc}.read)
+			if err == nil || !strings.Contains(err.Error(), "must be a mapping") || strings.Contains(err.Error(), "yaml.Node") {
+				t.Errorf("Load = %v, want an error saying the file must be a mapping, without Go types", err)
 			}
 		})
 	}

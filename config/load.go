@@ -120,10 +120,21 @@ func readYAML(path string, readFile func(string) ([]byte, error), byName map[str
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
-	var doc map[string]yaml.Node
+	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	var doc map[string]yaml.Node
+	if top := documentRoot(&root); top != nil {
+		// Checked here, because yaml's own error names Go types
+		// ("cannot unmarshal !!seq into map[string]yaml.Node").
+		if top.Kind != yaml.MappingNode {
+			return nil, nil, fmt.Errorf("config: %s: the file must be a mapping of option keys such as \"brokers: [kafka:9092]\", not %s (line %d)", path, yamlKind(top), top.Line)
+		}
+		if err := top.Decode(&doc); err != nil {
+			return nil, nil, fmt.Errorf("config: parse %s: %w", path, err)
+		}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -169,6 +180,33 @@ func readYAML(path string, readFile func(string) ([]byte, error), byName map[str
 		errs = append(errs, err)
 	}
 	return out, subs, errors.Join(errs...)
+}
+
+// documentRoot returns the top node of a decoded document, nil for an
+// empty file.
+func documentRoot(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		n = n.Content[0]
+	}
+	if n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		return nil // an empty or null document sets nothing
+	}
+	return n
+}
+
+func yamlKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return "a single value"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "a mapping"
 }
 
 // Usage is the text of kbridge --help.

@@ -25,12 +25,12 @@ import (
 func NewGateway(ctx context.Context, conn *grpc.ClientConn, maxRequestBytes int) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
-			Marshaler: &runtime.JSONPb{
+			Marshaler: strictJSON{&runtime.JSONPb{
 				MarshalOptions: protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 				// Unknown fields are refused so that a typo ("vaule") is a
 				// 400, not a record without a value.
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-			},
+			}},
 		}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithRoutingErrorHandler(routingError),

@@ -20,7 +20,9 @@ func TestRESTBadJSON(t *testing.T) {
 	}{
 		{"unknown field", `{"records":[{"vaule":"x"}]}`, "vaule"},
 		{"unknown top-level field", `{"record":[]}`, "record"},
-		{"invalid JSON", `{"records":[`, "unexpected"},
+		{"invalid JSON", `{"records":[`, "not valid JSON"},
+		{"form-encoded body", `a=1&b=2`, "not valid JSON"},
+		{"XML body", `<records/>`, "not valid JSON"},
 		{"not an object", `[1,2]`, "unexpected"},
 		{"wrong type", `{"records":[{"partition":"three"}]}`, "partition"},
 		{"records not a list", `{"records":{"value":"x"}}`, "line 1:12"},
@@ -44,6 +46,34 @@ func TestRESTBadJSON(t *testing.T) {
 				t.Errorf("publisher got %d calls", n)
 			}
 		})
+	}
+}
+
+// TestRESTTrailingJSONRefused: a body must be exactly one JSON document.
+// grpc-gateway's decoder read the first and ignored the rest, so a second
+// request in the same body was dropped while the caller got 200.
+func TestRESTTrailingJSONRefused(t *testing.T) {
+	h := newHarness(t)
+	for name, body := range map[string]string{
+		"two documents":  `{"records":[{"value":"a"}]} {"records":[{"value":"b"}]}`,
+		"trailing text":  `{"records":[{"value":"a"}]} trailing`,
+		"trailing brace": `{"records":[{"value":"a"}]}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := h.post(t, "/v1/topics/t/records", body)
+			e := decodeError(t, r)
+			if r.status != http.StatusBadRequest || codes.Code(*e.Code) != codes.InvalidArgument ||
+				!(strings.Contains(e.Message, "one document") || strings.Contains(e.Message, "not valid JSON")) {
+				t.Errorf("status %d, error %q; want 400 saying the body is not one JSON document", r.status, e.Message)
+			}
+			if n := len(h.pub.takeCalls()); n != 0 {
+				t.Errorf("publisher got %d calls", n)
+			}
+		})
+	}
+	// Whitespace around the document is fine.
+	if r := h.post(t, "/v1/topics/t/records", "\n {\"records\":[{\"value\":\"a\"}]} \r\n"); r.status != http.StatusOK {
+		t.Errorf("a document with surrounding whitespace: status %d: %s", r.status, r.body)
 	}
 }
 
