@@ -72,6 +72,8 @@ func consumerConfig(cfg config.Config, s config.Subscription) bridge.ConsumerCon
 			MaxAttempts:    s.Retry.MaxAttempts,
 			MaxElapsed:     s.Retry.MaxElapsed,
 		},
+		Ordering:        s.Ordering,
+		MaxInFlight:     s.MaxInFlight,
 		DeadLetterTopic: dlq,
 	}
 }

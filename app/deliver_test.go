@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,8 +423,8 @@ func TestDeliverConfigErrorsExit2(t *testing.T) {
 		env   map[string]string // overrides base; "" unsets
 		wants []string
 	}{
-		{"ordering key", map[string]string{"KBRIDGE_ORDERING": "key"}, []string{"ordering", "key"}},
-		{"ordering none", map[string]string{"KBRIDGE_ORDERING": "none"}, []string{"ordering", "none"}},
+		{"ordering unknown", map[string]string{"KBRIDGE_ORDERING": "keyed"}, []string{"ordering", "keyed"}},
+		{"ordering none with nothing in flight", map[string]string{"KBRIDGE_ORDERING": "none", "KBRIDGE_MAX_IN_FLIGHT": "0"}, []string{"max-in-flight"}},
 		{"no group", map[string]string{"KBRIDGE_GROUP_ID": ""}, []string{"group-id", "required"}},
 		{"no webhook", map[string]string{"KBRIDGE_WEBHOOK_URL": ""}, []string{"webhook-url", "required"}},
 		{"webhook not http", map[string]string{"KBRIDGE_WEBHOOK_URL": "ftp://app/kafka"}, []string{"webhook-url", "ftp"}},
@@ -497,5 +498,46 @@ func TestDeliverDevEcho(t *testing.T) {
 	})
 	if got.Value != value || got.Key != "k1" || got.ContentType != "application/json" || !strings.HasPrefix(got.IdempotencyKey, "kbridge-dev-echo/"+topic+"/") {
 		t.Errorf("echo logged %+v, want value %q, key k1, content type application/json", got, value)
+	}
+}
+
+// TestDeliverOrderingKeyFromEnv: KBRIDGE_ORDERING=key with
+// KBRIDGE_MAX_IN_FLIGHT reaches the consumer: one partition's records of
+// different keys are in flight together, each key's in order.
+func TestDeliverOrderingKeyFromEnv(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 1)
+	var now, peak atomic.Int32
+	hook := bridgetest.NewWebhook(t, func(bridgetest.Delivery) bridgetest.Reply {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(3 * time.Millisecond) // the app's work
+		now.Add(-1)
+		return bridgetest.Reply{}
+	})
+	env, group := subscriptionEnv(t, cluster, topic, hook.URL, "KBRIDGE_ORDERING", "key", "KBRIDGE_MAX_IN_FLIGHT", "4")
+	var recs []*kgo.Record
+	for i := range 200 {
+		recs = append(recs, &kgo.Record{Partition: 0, Key: []byte{byte('a' + i%6)}, Value: []byte(strconv.Itoa(i))})
+	}
+	cluster.Produce(t, topic, recs...)
+	kb := start(t, env)
+	kb.waitReady(t)
+
+	hook.WaitAcked(t, len(recs), time.Minute)
+	eventually(t, time.Minute, "the group's commit to reach the end", func() bool {
+		return cluster.Committed(t, group, topic)[0] == int64(len(recs))
+	})
+	if p := peak.Load(); p < 2 || p > 4 {
+		t.Errorf("peak requests in flight = %d, want 2..4 (key ordering, max in flight 4)", p)
+	}
+	last := map[string]int64{}
+	for _, d := range hook.Deliveries() {
+		k := d.Header.Get("Kafka-Key")
+		if prev, ok := last[k]; ok && d.Offset < prev {
+			t.Fatalf("key %s: offset %d delivered after %d", k, d.Offset, prev)
+		}
+		last[k] = d.Offset
 	}
 }

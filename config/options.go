@@ -103,7 +103,7 @@ func Options() []Option {
 			set: func(c *Config, v string) error { c.shorthand.groupID = v; return nil }},
 		{Name: "dead-letter-topic", Help: "…its dead-letter topic: when set, records whose retries are exhausted are written there; otherwise delivery blocks and retries them forever",
 			set: func(c *Config, v string) error { c.shorthand.deadLetterTopic = v; return nil }},
-		{Name: "ordering", Default: sd.Ordering, Help: "…partition: one record in flight per partition, in order (key and none are not implemented yet)",
+		{Name: "ordering", Default: sd.Ordering, Help: "…partition (one record in flight per partition, in order), key (records of one key in order, different keys in parallel) or none (any order)",
 			set: func(c *Config, v string) error { c.shorthand.ordering = v; return nil }},
 		{Name: "max-in-flight", Default: "1 for partition, 100 otherwise", Help: "…records in flight per partition",
 			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.maxInFlight, v) }},

@@ -266,9 +266,8 @@ func (s Subscription) validateFlow(bad complain) {
 			bad("max_in_flight", "must be 1 with ordering partition (one record in flight per partition), got %d", s.MaxInFlight)
 		}
 	case OrderingKey, OrderingNone:
-		bad("ordering", "%q is not implemented yet; use partition", s.Ordering)
 	default:
-		bad("ordering", "must be partition, got %q (key and none are not implemented yet)", s.Ordering)
+		bad("ordering", "must be partition, key or none, got %q", s.Ordering)
 	}
 	if s.Ordering != OrderingPartition && s.MaxInFlight < 1 {
 		bad("max_in_flight", "must be at least 1, got %d", s.MaxInFlight)

@@ -95,9 +95,9 @@ func TestLoadRejectsSubscription(t *testing.T) {
 		{name: "negative max elapsed", file: entry("retry: {max_elapsed: -1s}"), wantErr: []string{at + "retry.max_elapsed: must be zero (no limit) or positive, got -1s"}},
 
 		// Ordering and flow.
-		{name: "ordering key", file: entry("ordering: key"), wantErr: []string{at + `ordering: "key" is not implemented yet; use partition`}},
-		{name: "ordering none", file: entry("ordering: none"), wantErr: []string{at + `ordering: "none" is not implemented yet; use partition`}},
-		{name: "unknown ordering", file: entry("ordering: random"), wantErr: []string{at + `ordering: must be partition, got "random"`}},
+		{name: "ordering unknown", file: entry("ordering: keys"), wantErr: []string{at + `ordering: must be partition, key or none, got "keys"`}},
+		{name: "ordering none without room", file: entry("ordering: none\n    max_in_flight: 0"), wantErr: []string{at + `max_in_flight: must be at least 1`}},
+		{name: "unknown ordering", file: entry("ordering: random"), wantErr: []string{at + `ordering: must be partition, key or none, got "random"`}},
 		{name: "partition with a window", file: entry("max_in_flight: 2"), wantErr: []string{at + "max_in_flight: must be 1 with ordering partition"}},
 		{name: "zero window without partition", file: entry("ordering: none", "max_in_flight: 0"), wantErr: []string{at + "max_in_flight: must be at least 1, got 0"}},
 		{name: "zero concurrency", file: entry("max_concurrency: 0"), wantErr: []string{at + "max_concurrency: must be at least 1, got 0"}},
@@ -151,7 +151,7 @@ func TestLoadRejectsShorthand(t *testing.T) {
 		{name: "bad webhook", env: env{"KBRIDGE_WEBHOOK_URL": "localhost:3000"}, wantErr: []string{"webhook-url: must be an absolute http or https URL"}},
 		{name: "bad topic", env: env{"KBRIDGE_SUBSCRIBE_TOPICS": "orders, a b"}, wantErr: []string{`subscribe-topics: "a b" is not a valid topic name`}},
 		{name: "DLQ among its topics", args: []string{"--dead-letter-topic=orders"}, wantErr: []string{`dead-letter-topic: "orders" is one of the subscription's own topics`}},
-		{name: "ordering key", env: env{"KBRIDGE_ORDERING": "key"}, wantErr: []string{`ordering: "key" is not implemented yet; use partition`}},
+		{name: "ordering unknown", env: env{"KBRIDGE_ORDERING": "random"}, wantErr: []string{`ordering: must be partition, key or none, got "random"`}},
 		{name: "window with partition", args: []string{"--max-in-flight=5"}, wantErr: []string{"max-in-flight: must be 1 with ordering partition"}},
 		{name: "window not a number", args: []string{"--max-in-flight=many"}, wantErr: []string{`max-in-flight: "many" is not an integer`, "(from --max-in-flight)"}},
 		{name: "zero concurrency", env: env{"KBRIDGE_MAX_CONCURRENCY": "0"}, wantErr: []string{"max-concurrency: must be at least 1, got 0"}},
@@ -184,7 +184,7 @@ func TestValidateReportsEverySubscriptionProblem(t *testing.T) {
 	s.Name = "orders"
 	s.Retry = config.Retry{}
 	s.OnExhausted = "dead-letter"
-	s.Ordering = "key"
+	s.Ordering = "keys"
 	s.MaxConcurrency = 0
 	c.Subscriptions = []config.Subscription{s}
 
