@@ -191,7 +191,8 @@ func serve(ctx context.Context, cfg config.Config, subs []bridge.ConsumerConfig,
 	conn, err := grpc.NewClient("passthrough:///kbridge-internal",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return internal.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(server.TransportLimit(cfg.Producer.MaxRequestBytes)), grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(server.TransportLimit(cfg.Producer.MaxRequestBytes)), grpc.MaxCallRecvMsgSize(64<<20),
+			server.CallCodec()),
 	)
 	if err != nil {
 		return fmt.Errorf("gateway connection: %w", err)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -18,10 +19,16 @@ import (
 // (or HTTP headers, through the gateway) into every record of the call.
 var traceHeaders = [...]string{"traceparent", "tracestate"}
 
-// toRecords converts API records to bridge records, checking what only the
-// API can know (both key and key_bytes set). The call's trace context (from
-// traceContext) is added to each record that does not carry its own.
-func toRecords(in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, error) {
+// toRecords converts a request's records to bridge records, checking what
+// only the API can know: that its text fields (the topic, keys, values and
+// header names) are valid UTF-8, and that no record sets both key and
+// key_bytes (or value and value_bytes). The bridge checks the rest. The
+// call's trace context (from traceContext) is added to each record that does
+// not carry its own.
+func toRecords(topic string, in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, error) {
+	if !utf8.ValidString(topic) {
+		return nil, notUTF8(-1, "topic", "topic names use only ASCII letters, digits, '.', '_' and '-'")
+	}
 	out := make([]bridge.Record, len(in))
 	for i, r := range in {
 		if r == nil {
@@ -31,6 +38,8 @@ func toRecords(in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, 
 		switch {
 		case r.Key != nil && r.KeyBytes != nil:
 			return nil, &bridge.ValidationError{Record: i, Field: "key", Reason: "set key or key_bytes, not both"}
+		case r.Key != nil && !utf8.ValidString(*r.Key):
+			return nil, notUTF8(i, "key", "send binary data as key_bytes")
 		case r.Key != nil:
 			b.Key = []byte(*r.Key)
 		case r.KeyBytes != nil:
@@ -39,6 +48,8 @@ func toRecords(in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, 
 		switch {
 		case r.Value != nil && r.ValueBytes != nil:
 			return nil, &bridge.ValidationError{Record: i, Field: "value", Reason: "set value or value_bytes, not both"}
+		case r.Value != nil && !utf8.ValidString(*r.Value):
+			return nil, notUTF8(i, "value", "send binary data as value_bytes")
 		case r.Value != nil:
 			b.Value = []byte(*r.Value)
 		case r.ValueBytes != nil:
@@ -61,6 +72,9 @@ func toRecords(in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, 
 			if h == nil {
 				return nil, &bridge.ValidationError{Record: i, Field: fmt.Sprintf("headers[%d]", j), Reason: "must not be null"}
 			}
+			if !utf8.ValidString(h.Key) {
+				return nil, notUTF8(i, fmt.Sprintf("headers[%d].key", j), "header names are text; the value may be any bytes")
+			}
 			b.Headers = append(b.Headers, bridge.Header{Key: h.Key, Value: h.Value})
 		}
 		for _, t := range trace {
@@ -70,6 +84,36 @@ func toRecords(in []*kbridgev1.Record, trace []bridge.Header) ([]bridge.Record, 
 		}
 	}
 	return out, nil
+}
+
+// notUTF8 refuses a string field that is not valid UTF-8 (record -1: a field
+// of the request). The proto turns off decode-time UTF-8 validation for the
+// string fields a client fills (features.utf8_validation = NONE) because
+// grpc-go answers a message that fails to decode with INTERNAL, before the
+// handler and the interceptors see the call, and ends a PublishStream; checked
+// here, it is an INVALID_ARGUMENT naming the field, counted and logged like
+// every other refusal, and on a stream it refuses only its request.
+func notUTF8(record int, field, hint string) error {
+	return &bridge.ValidationError{Record: record, Field: field, Reason: "is not valid UTF-8; " + hint}
+}
+
+// checkRequestID refuses a stream request whose request_id is not valid UTF-8.
+func checkRequestID(id string) error {
+	if !utf8.ValidString(id) {
+		return notUTF8(-1, "request_id", "the response to this request carries no request_id")
+	}
+	return nil
+}
+
+// echoedRequestID is the request_id a response carries: the request's, or
+// none when it is not valid UTF-8 (such a request is refused by
+// checkRequestID). PublishStreamResponse.request_id is validated when
+// encoded, so echoing it would fail the send and end the stream.
+func echoedRequestID(id string) string {
+	if !utf8.ValidString(id) {
+		return ""
+	}
+	return id
 }
 
 // nonNil keeps an empty bytes field an empty value rather than Kafka's null:

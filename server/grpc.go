@@ -43,6 +43,7 @@ func NewGRPC(cfg GRPCConfig, svc kbridgev1.ProducerServiceServer, log *slog.Logg
 		return nil, err
 	}
 	srv := grpc.NewServer(
+		grpc.ForceServerCodecV2(newUTF8Codec()),
 		grpc.ChainUnaryInterceptor(obs.unary),
 		grpc.ChainStreamInterceptor(obs.stream),
 		grpc.MaxRecvMsgSize(TransportLimit(cfg.MaxRequestBytes)),

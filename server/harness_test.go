@@ -90,7 +90,7 @@ func newHarness(tb testing.TB, opts ...func(*harnessConfig)) *harness {
 		}
 	})
 
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(CallCodec()))
 	if err != nil {
 		tb.Fatalf("grpc client: %v", err)
 	}

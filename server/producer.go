@@ -107,7 +107,7 @@ func (s *ProducerService) Publish(ctx context.Context, req *kbridgev1.PublishReq
 }
 
 func (s *ProducerService) publish(ctx context.Context, topic string, in []*kbridgev1.Record) ([]bridge.Result, error) {
-	records, err := toRecords(in, traceContext(ctx))
+	records, err := toRecords(topic, in, traceContext(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +218,7 @@ type streamCall struct {
 
 // response waits for the call's results and builds its response.
 func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridgev1.PublishStreamResponse, error) {
-	resp := &kbridgev1.PublishStreamResponse{RequestId: c.req.GetRequestId()}
+	resp := &kbridgev1.PublishStreamResponse{RequestId: echoedRequestID(c.req.GetRequestId())}
 	topic := c.req.GetTopic()
 	if c.err != nil {
 		st := s.status(c.err, topic)
@@ -275,7 +275,9 @@ func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridge
 	call := &streamCall{req: req, cost: cost}
 	if err := s.checkSize(req); err != nil {
 		call.err = err
-	} else if records, err := toRecords(req.GetRecords(), trace); err != nil {
+	} else if err := checkRequestID(req.GetRequestId()); err != nil {
+		call.err = err
+	} else if records, err := toRecords(req.GetTopic(), req.GetRecords(), trace); err != nil {
 		call.err = err
 	} else {
 		call.pending, call.err = s.send(ctx, req.GetTopic(), records)
