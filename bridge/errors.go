@@ -47,7 +47,10 @@ var (
 	ErrCommitAhead = errors.New("committed offset beyond the commit point")
 )
 
-// ValidationError is an ErrInvalid that names the offending field.
+// ValidationError is an ErrInvalid that names the offending field. Most are
+// found before producing, and then nothing of the request was written; one
+// with a Cause is a record Kafka refused on its own (the others of its
+// request may have been written, each with its own result).
 type ValidationError struct {
 	// Record is the index of the offending record, or -1 for the request.
 	Record int
@@ -55,6 +58,9 @@ type ValidationError struct {
 	Field string
 	// Reason says what is wrong in words a caller can act on.
 	Reason string
+	// Cause is Kafka's refusal (a *KafkaError) when the broker, not kbridge,
+	// found the field at fault; nil otherwise.
+	Cause error
 }
 
 func (e *ValidationError) Error() string {
@@ -64,8 +70,13 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("records[%d].%s: %s", e.Record, e.Field, e.Reason)
 }
 
-// Unwrap makes errors.Is(err, ErrInvalid) hold.
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
+// Unwrap makes errors.Is(err, ErrInvalid) hold, and exposes the Cause.
+func (e *ValidationError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{ErrInvalid}
+	}
+	return []error{ErrInvalid, e.Cause}
+}
 
 // KafkaError is a record failure reported by Kafka. Code is Kafka's own name
 // for the error (such as "INVALID_RECORD"): public protocol vocabulary, safe to

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,11 @@ type Producer struct {
 	adm    *kadm.Client
 	topics *topics
 	log    *slog.Logger
+	// iso sends the records of a batch Kafka refused again, so that only a
+	// record at fault fails (isolate.go); limits refuses timestamps Kafka
+	// was seen to refuse before they can fail a shared batch.
+	iso    *isolator
+	limits timestampLimits
 
 	records   *prometheus.CounterVec
 	recordsOK prometheus.Counter // records.WithLabelValues("ok"), resolved once: it counts every record
@@ -62,6 +68,10 @@ func NewProducer(cfg ProducerConfig, log *slog.Logger, reg prometheus.Registerer
 		return nil, err
 	}
 	opts = append(opts, popts...)
+	// The isolator's client: the producer's settings, without its metrics
+	// (registered once) and without linger, so that what it is handed
+	// leaves at once, as one batch.
+	isoOpts := append(slices.Clone(opts), kgo.ProducerLinger(0))
 	if reg != nil {
 		opts = append(opts, kgo.WithHooks(kprom.NewMetrics("kbridge", kprom.Subsystem("producer"), kprom.Registerer(reg),
 			kprom.FetchAndProduceDetail(kprom.ByTopic, kprom.Batches, kprom.Records, kprom.UncompressedBytes, kprom.CompressedBytes, kprom.ConsistentNaming))))
@@ -83,10 +93,17 @@ func NewProducer(cfg ProducerConfig, log *slog.Logger, reg prometheus.Registerer
 		}, []string{"result"}),
 	}
 	p.recordsOK = p.records.WithLabelValues("ok")
+	resent := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kbridge_publish_isolated_records_total",
+		Help: "Records sent again in smaller batches because Kafka refused their batch (INVALID_RECORD, INVALID_TIMESTAMP, ...), possibly for another record's sake.",
+	})
+	p.iso = newIsolator(func() (*kgo.Client, error) { return kgo.NewClient(isoOpts...) }, log, resent)
 	if reg != nil {
-		if err := reg.Register(p.records); err != nil {
-			client.Close()
-			return nil, fmt.Errorf("register producer metrics: %w", err)
+		for _, c := range []prometheus.Collector{p.records, resent} {
+			if err := reg.Register(c); err != nil {
+				client.Close()
+				return nil, fmt.Errorf("register producer metrics: %w", err)
+			}
 		}
 	}
 	return p, nil
@@ -170,6 +187,12 @@ func (p *Producer) Client() *kgo.Client { return p.client }
 // Publish validates the records, then produces them to topic and waits for
 // Kafka's acknowledgements or the caller's deadline, whichever comes first.
 // It is Send followed by Wait.
+//
+// Each record succeeds or fails on its own. A record Kafka refuses fails
+// alone, never the other records of its batch, whoever sent them (see
+// isolate.go); a refusal the record can be blamed for names the field
+// (a ValidationError with a Cause): a timestamp too far from the broker's
+// clock, a missing key on a compacted topic.
 func (p *Producer) Publish(ctx context.Context, topic string, records []Record) ([]Result, error) {
 	_, callerDeadline := ctx.Deadline()
 	if !callerDeadline {
@@ -222,7 +245,9 @@ func (p *Producer) lookupTimeoutError(topic string) error {
 // Send validates the records and hands them to the client, in order,
 // without waiting for Kafka's acknowledgements. Records of successive Send
 // calls reach each partition in call order, which is what lets one
-// PublishStream keep its order while many requests are in flight.
+// PublishStream keep its order while many requests are in flight — except
+// after Kafka refused a batch: its valid records are sent again, after
+// records produced meanwhile (isolate.go says why that is the lesser harm).
 //
 // Unlike Publish, which fails fast with ErrBufferFull, Send waits for room
 // in the producer's buffer (at most the publish timeout): a stream applies
@@ -256,18 +281,50 @@ func (p *Producer) send(ctx context.Context, topic string, records []Record, wai
 	rctx, cancel := context.WithTimeout(context.Background(), p.cfg.PublishTimeout)
 	pending.release = cancel
 	for i := range records {
-		produce(rctx, records[i].toKgo(topic), func(r *kgo.Record, err error) {
+		callerTime := !records[i].Timestamp.IsZero()
+		done := func(r *kgo.Record, err error) {
 			if err != nil {
-				err = p.produceError(topic, err)
+				err = p.recordError(topic, i, r, callerTime, err)
 				p.records.WithLabelValues(resultLabel(err)).Inc()
 				pending.complete(i, Result{Err: err})
 				return
 			}
 			p.recordsOK.Inc()
 			pending.complete(i, Result{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp})
+		}
+		produce(rctx, records[i].toKgo(topic), func(r *kgo.Record, err error) {
+			if batchRefused(err) {
+				p.iso.retry(r, err, done) // maybe for a batch-mate's sake
+				return
+			}
+			done(r, err)
 		})
 	}
 	return pending, nil
+}
+
+// recordError is the error of records[i], produced as r, failed with err.
+// callerTime says whether the caller set the record's timestamp.
+func (p *Producer) recordError(topic string, i int, r *kgo.Record, callerTime bool, err error) error {
+	var alone *aloneError
+	if !errors.As(err, &alone) {
+		return p.produceError(topic, err)
+	}
+	cause := classifyKafka(alone.err)
+	switch {
+	case errors.Is(err, kerr.InvalidTimestamp):
+		now := time.Now()
+		if callerTime {
+			p.limits.learn(topic, r.Timestamp, now)
+		}
+		return &ValidationError{Record: i, Field: "timestamp", Reason: timestampRefusal(r.Timestamp, now), Cause: cause}
+	case errors.Is(err, kerr.InvalidRecord) && r.Key == nil:
+		// franz-go builds well-formed batches: for a record without a key,
+		// INVALID_RECORD alone means a compacted topic.
+		return &ValidationError{Record: i, Field: "key", Cause: cause,
+			Reason: "is required: Kafka refused a record without a key (INVALID_RECORD), as a compacted topic (cleanup.policy=compact) does; set key or key_bytes"}
+	}
+	return cause
 }
 
 // prepare runs every check that can be made before producing and returns
@@ -277,6 +334,9 @@ func (p *Producer) prepare(ctx context.Context, topic string, records []Record) 
 		return nil, err
 	}
 	if err := validateRecords(records, p.cfg.MaxRecordBytes); err != nil {
+		return nil, err
+	}
+	if err := p.limits.check(topic, records, time.Now()); err != nil {
 		return nil, err
 	}
 	partitions, ok := p.topics.cached(topic) // the common case: no timer, no wait
@@ -402,17 +462,28 @@ func resultLabel(err error) string {
 }
 
 // Flush waits until every buffered record is acknowledged or failed, or ctx
-// ends.
+// ends. The client comes first: a batch it has refused hands its records to
+// the isolator before they count as done.
 func (p *Producer) Flush(ctx context.Context) error {
 	if err := p.client.Flush(ctx); err != nil {
+		return fmt.Errorf("flush producer: %w", err)
+	}
+	if err := p.iso.flush(ctx); err != nil {
 		return fmt.Errorf("flush producer: %w", err)
 	}
 	return nil
 }
 
-// Close closes the client; buffered records that were not flushed fail with
+// Close closes the clients; buffered records that were not flushed fail with
 // ErrClosed. Closing more than once is safe.
-func (p *Producer) Close() { p.closeOnce.Do(p.client.Close) }
+func (p *Producer) Close() {
+	p.closeOnce.Do(func() {
+		p.client.Close()
+		p.iso.close() // after the client, which may still hand it records
+	})
+}
 
 // BufferedRecords is how many records wait for Kafka.
-func (p *Producer) BufferedRecords() int64 { return p.client.BufferedProduceRecords() }
+func (p *Producer) BufferedRecords() int64 {
+	return p.client.BufferedProduceRecords() + p.iso.buffered()
+}
