@@ -17,6 +17,9 @@
 //   - The produce runs detached from the caller's context. A caller that gives
 //     up gets ErrDeadline ("outcome unknown") while its records go on, so one
 //     impatient caller can never fail records that share a batch with others.
+//   - A record Kafka rejects fails alone: Kafka refuses a whole batch for
+//     one bad record, so its batch-mates are sent again (isolate.go) rather
+//     than failed with it.
 //   - Every record has a bounded life: the client fails it after the publish
 //     timeout instead of buffering it forever while Kafka is unreachable.
 //
