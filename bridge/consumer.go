@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,11 @@ type Consumer struct {
 	dlq     *DeadLetterWriter // nil under the block policy
 	m       *consumerMetrics
 	pace    pacer
+	// requests holds a token per webhook request in flight, so that the
+	// subscription never has more than max_concurrency requests at the app
+	// across all its partitions (12 partitions × 100 in flight would swamp
+	// a five-thread Puma).
+	requests chan struct{}
 
 	opts   []kgo.Opt
 	client *kgo.Client // set by Run once the subscription may join its group
@@ -101,6 +107,7 @@ func NewConsumer(cfg ConsumerConfig, dlq *DeadLetterWriter, log *slog.Logger, re
 		return nil, fmt.Errorf("subscription %s: %w", cfg.Name, err)
 	}
 	c := &Consumer{
+		requests: make(chan struct{}, cmp.Or(cfg.Webhook.MaxConcurrency, DefaultWebhookConcurrency)),
 		cfg:      cfg,
 		log:      log,
 		webhook:  webhook,
@@ -161,6 +168,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.poll(ctx)
 	return nil
 }
+
+// acquireRequest takes a token for one webhook request; false if quit
+// closed first.
+func (c *Consumer) acquireRequest(quit <-chan struct{}) bool {
+	select {
+	case c.requests <- struct{}{}:
+		return true
+	case <-quit:
+		return false
+	}
+}
+
+func (c *Consumer) releaseRequest() { <-c.requests }
 
 // checkDeadLetterTopic makes sure the DLQ topic exists before anything is
 // consumed: a subscription that could not dead-letter must not start. Kafka

@@ -283,3 +283,26 @@ func TestConsumerParallelRebalance(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerMaxConcurrency: max_concurrency caps the requests in flight
+// to the app across the subscription, below what the partitions' in-flight
+// limits would allow (3 partitions × 20).
+func TestConsumerMaxConcurrency(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 3)
+	probe := &concurrencyProbe{}
+	hook := bridgetest.NewWebhook(t, probe.script)
+	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
+	cfg.Ordering, cfg.MaxInFlight = OrderingNone, 20
+	cfg.Webhook.MaxConcurrency = 4
+	const n = 200
+	for p := range int32(3) {
+		cluster.Produce(t, topic, testRecords(p, n, "v")...)
+	}
+	runConsumer(t, cfg, nil)
+
+	hook.WaitAcked(t, 3*n, deliveryTimeout)
+	if p := probe.peak.Load(); p > 4 || p < 2 {
+		t.Errorf("peak requests in flight = %d, want at most max_concurrency 4 (and more than 1)", p)
+	}
+}

@@ -191,8 +191,12 @@ func (w *partitionWorker) deliver(rec *kgo.Record) bool {
 			w.log.Error("building the webhook request", "offset", rec.Offset, "error", err)
 			return false
 		}
+		if !c.acquireRequest(w.quit) {
+			return false
+		}
 		start := time.Now()
 		out := c.webhook.Deliver(w.ctx, req)
+		c.releaseRequest()
 		c.m.observe(out, time.Since(start))
 		switch out.Kind {
 		case Acked:
