@@ -4,4 +4,5 @@
 # table.
 #
 #   bench/deliver.sh -records 100000 -rounds 3
+#   bench/deliver.sh -scenario ordering        # scenario 5: ordering key against partition
 exec "$(dirname "$0")/run.sh" deliver "$@"

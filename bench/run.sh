@@ -6,6 +6,7 @@
 #   bench/run.sh publish|deliver [flags of that benchmark]
 #   bench/run.sh publish -duration 8s -rounds 3
 #   bench/run.sh deliver -records 100000 -rounds 3
+#   bench/run.sh deliver -scenario ordering     # scenario 5: ordering key against partition
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in

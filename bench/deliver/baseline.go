@@ -19,16 +19,16 @@ import (
 // the backlog and only the headers the webhook tallies by; kbridge's
 // CloudEvents and Kafka headers are part of what kbridge adds.
 type baseline struct {
-	partitions, records int
-	url                 string
-	values              *benchkit.ValuePool
-	client              *http.Client
+	partitions, records, keys int
+	url                       string
+	values                    *benchkit.ValuePool
+	client                    *http.Client
 }
 
 func newBaseline(o options, url string, values *benchkit.ValuePool) *baseline {
 	// An idle connection kept for each goroutine, as kbridge's webhook
 	// client keeps one for each request it may have in flight.
-	return &baseline{partitions: o.Partitions, records: o.records, url: url, values: values,
+	return &baseline{partitions: o.Partitions, records: o.records, keys: o.keys, url: url, values: values,
 		client: benchkit.KeepAliveClient(o.Partitions)}
 }
 
@@ -38,7 +38,7 @@ func (b *baseline) close() { b.client.CloseIdleConnections() }
 // until the webhook has acknowledged every record. A request that fails
 // is not retried: it is counted, and the round fails.
 func (b *baseline) measure(ctx context.Context, o options, hook *webhook) sample {
-	t := newTally(b.partitions, b.records)
+	t := newTally(b.partitions, b.records, b.keys)
 	hook.measure(t)
 	cpu0, err := benchkit.CPUTimes(0)
 	if err != nil {

@@ -50,7 +50,7 @@ func run(ctx context.Context, o options, progress io.Writer) (rep *report, err e
 		}
 	}()
 
-	hook, err := startWebhook()
+	hook, err := startWebhook(o.webhookDelay)
 	if err != nil {
 		return nil, err
 	}
@@ -59,20 +59,25 @@ func run(ctx context.Context, o options, progress io.Writer) (rep *report, err e
 	defer base.close()
 
 	rep = &report{o: o, date: time.Now(), topic: topic, produced: produced}
+	baseSide, measuredSide := o.sides()
 	for i := range o.Rounds {
 		var r round
-		r.baseline = base.measure(ctx, o, hook)
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
+		for _, m := range []struct {
+			side side
+			s    *sample
+		}{{baseSide, &r.baseline}, {measuredSide, &r.measured}} {
+			if m.side.kbridge {
+				group := fmt.Sprintf("kbench-%s-deliver-r%d-%s", rep.date.Format("20060102-150405"), i+1, m.side.short)
+				groups = append(groups, group)
+				*m.s = measureKbridge(ctx, o, hook, topic, group, m.side.env, progress)
+			} else {
+				*m.s = base.measure(ctx, o, hook)
+			}
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			progressLine(progress, i, o.Rounds, m.side.short, *m.s)
 		}
-		progressLine(progress, i, o.Rounds, "baseline", r.baseline)
-		group := fmt.Sprintf("kbench-%s-deliver-r%d", rep.date.Format("20060102-150405"), i+1)
-		groups = append(groups, group)
-		r.kbridge = measureKbridge(ctx, o, hook, topic, group, progress)
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
-		progressLine(progress, i, o.Rounds, "kbridge", r.kbridge)
 		rep.rounds = append(rep.rounds, r)
 	}
 	return rep, nil
@@ -80,11 +85,11 @@ func run(ctx context.Context, o options, progress io.Writer) (rep *report, err e
 
 func progressLine(w io.Writer, i, rounds int, side string, s sample) {
 	if s.failed != nil {
-		fmt.Fprintf(w, "round %d/%d  %-8s FAILED: %v\n", i+1, rounds, side, s.failed)
+		fmt.Fprintf(w, "round %d/%d  %-9s FAILED: %v\n", i+1, rounds, side, s.failed)
 		return
 	}
-	fmt.Fprintf(w, "round %d/%d  %-8s %8.0f records/s  first delivery %-9s all in %-9s longest gap %s\n  %s  duplicates %d  errors %d\n",
-		i+1, rounds, side, s.rate(), benchkit.FmtDur(s.first), benchkit.FmtDur(s.elapsed), s.gapText(), cpuText(s), s.dups, s.errs)
+	fmt.Fprintf(w, "round %d/%d  %-9s %8.0f records/s  first delivery %-9s all in %-9s longest gap %s\n  %s  at most %d requests in the webhook at once  duplicates %d  errors %d\n",
+		i+1, rounds, side, s.rate(), benchkit.FmtDur(s.first), benchkit.FmtDur(s.elapsed), s.gapText(), cpuText(s), s.peak, s.dups, s.errs)
 }
 
 func cpuText(s sample) string {
@@ -113,13 +118,14 @@ func backlog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, o options, v
 	if err != nil {
 		return "", 0, nil, errors.Join(err, benchkit.Cleanup(cleanup))
 	}
-	fmt.Fprintf(progress, "backlog: %d records of %d bytes over %d partitions of %s, produced in %s\n",
-		o.records, o.ValueSize, o.Partitions, topic, produced.Round(time.Millisecond))
+	fmt.Fprintf(progress, "backlog: %d records of %d bytes (%d keys) over %d partitions of %s, produced in %s\n",
+		o.records, o.ValueSize, o.keys, o.Partitions, topic, produced.Round(time.Millisecond))
 	return topic, produced, cleanup, nil
 }
 
 // produceBacklog produces o.records records to topic, record i to
-// partition i%partitions with the pool's i-th value, and checks that each
+// partition i%partitions with the pool's i-th value and key i%keys (none
+// without -keys), and checks that each
 // partition ends where the webhook's tally expects. It returns how long
 // producing took.
 func produceBacklog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string, o options, values *benchkit.ValuePool) (time.Duration, error) {
@@ -128,7 +134,7 @@ func produceBacklog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic
 	var failed int
 	var firstErr error
 	for i := range o.records {
-		r := &kgo.Record{Topic: topic, Partition: int32(i % o.Partitions), Value: values.Value(uint64(i))}
+		r := &kgo.Record{Topic: topic, Partition: int32(i % o.Partitions), Key: o.key(i), Value: values.Value(uint64(i))}
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
@@ -186,23 +192,23 @@ func deleteGroups(ctx context.Context, adm *kadm.Client, groups []string) error 
 }
 
 // measureKbridge starts kbridge with one subscription of a new group to
-// the webhook and waits until the webhook has acknowledged every record of
+// the webhook, with env's settings besides, and waits until the webhook has acknowledged every record of
 // the backlog, then reads kbridge's CPU time and VmHWM and stops it. Times
 // count from just before the process started. A failure (kbridge did not
 // start, exited, timed out, or did not exit 0 after SIGTERM) comes back as
 // a failed sample; the log is kept then.
-func measureKbridge(ctx context.Context, o options, hook *webhook, topic, group string, progress io.Writer) sample {
-	t := newTally(o.Partitions, o.records)
+func measureKbridge(ctx context.Context, o options, hook *webhook, topic, group string, env []string, progress io.Writer) sample {
+	t := newTally(o.Partitions, o.records, o.keys)
 	hook.measure(t)
 	cpu0, err := benchkit.CPUTimes(0)
 	if err != nil {
 		return sample{failed: err}
 	}
-	kb, err := benchkit.StartKbridge(ctx, o.Kbridge(nil, []string{
+	kb, err := benchkit.StartKbridge(ctx, o.Kbridge(nil, append([]string{
 		"KBRIDGE_SUBSCRIBE_TOPICS=" + topic,
 		"KBRIDGE_WEBHOOK_URL=" + hook.url,
 		"KBRIDGE_GROUP_ID=" + group,
-	}))
+	}, env...)))
 	if err != nil {
 		return sample{failed: err}
 	}

@@ -13,21 +13,22 @@ import (
 )
 
 // webhook is the app kbridge delivers to, and the baseline's server: a Go
-// net/http server in this process that answers 200 at once and tallies
-// each request's Kafka-Partition and Kafka-Offset.
+// net/http server in this process that answers 200 after delay (at once by
+// default) and tallies each request's Kafka-Partition and Kafka-Offset.
 type webhook struct {
-	url  string
-	srv  *http.Server
-	cur  atomic.Pointer[tally] // the measurement under way
-	done chan error            // Serve's result
+	url   string
+	delay time.Duration
+	srv   *http.Server
+	cur   atomic.Pointer[tally] // the measurement under way
+	done  chan error            // Serve's result
 }
 
-func startWebhook() (*webhook, error) {
+func startWebhook(delay time.Duration) (*webhook, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("webhook listen: %w", err)
 	}
-	h := &webhook{url: "http://" + l.Addr().String() + "/kafka/events", done: make(chan error, 1)}
+	h := &webhook{url: "http://" + l.Addr().String() + "/kafka/events", delay: delay, done: make(chan error, 1)}
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { h.done <- h.srv.Serve(l) }()
 	return h, nil
@@ -44,12 +45,21 @@ func (h *webhook) close() error {
 	return err
 }
 
-// ServeHTTP reads the body (so that the connection is kept alive), tallies
-// the request and answers 200, always: a malformed request is counted as
-// an error, not answered with a status kbridge would retry.
+// ServeHTTP reads the body (so that the connection is kept alive), sleeps
+// the delay (the app's work), tallies the request and answers 200, always:
+// a malformed request is counted as an error, not answered with a status
+// kbridge would retry.
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := h.cur.Load()
+	if t != nil {
+		t.enter()
+		defer t.leave()
+	}
 	_, bodyErr := io.Copy(io.Discard, r.Body)
-	if t := h.cur.Load(); t != nil {
+	if h.delay > 0 {
+		time.Sleep(h.delay)
+	}
+	if t != nil {
 		partition, perr := strconv.ParseInt(r.Header.Get("Kafka-Partition"), 10, 32)
 		offset, oerr := strconv.ParseInt(r.Header.Get("Kafka-Offset"), 10, 64)
 		if err := errors.Join(bodyErr, perr, oerr); err != nil {
@@ -63,10 +73,13 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // tally counts the distinct (partition, offset) acknowledged out of a
 // backlog of records spread round-robin over partitions (record i is at
-// partition i%partitions, offset i/partitions), and notes when the first
-// and the last of them were.
+// partition i%partitions, offset i/partitions, with key i%keys if keys > 0),
+// and notes when the first and the last of them were. A record
+// acknowledged after a later one of its lane (its key in its partition, or
+// its partition without keys) is an error: every side measured keeps them
+// in order.
 type tally struct {
-	partitions, records int
+	partitions, records, keys int
 
 	mu       sync.Mutex
 	seen     []bool // by record number
@@ -78,7 +91,10 @@ type tally struct {
 	last     time.Time     // when distinct reached records
 	done     chan struct{} // closed then
 	prev     []time.Time   // by partition: its latest first acknowledgement
+	next     []int         // by lane: 1 + the latest record acknowledged
 	gaps     gaps
+	inFlight int // requests in the handler now
+	peak     int // the most at once
 }
 
 // gaps are the pauses between two successive records of a partition: the
@@ -104,9 +120,18 @@ func (g *gaps) add(partition int, d time.Duration) {
 	}
 }
 
-func newTally(partitions, records int) *tally {
-	return &tally{partitions: partitions, records: records, seen: make([]bool, records), done: make(chan struct{}),
-		prev: make([]time.Time, partitions)}
+func newTally(partitions, records, keys int) *tally {
+	return &tally{partitions: partitions, records: records, keys: keys, seen: make([]bool, records), done: make(chan struct{}),
+		prev: make([]time.Time, partitions), next: make([]int, partitions*max(keys, 1))}
+}
+
+// lane is the number of record i's lane: its (partition, key), or its
+// partition without keys.
+func (t *tally) lane(i int) int {
+	if t.keys == 0 {
+		return i % t.partitions
+	}
+	return i%t.partitions*t.keys + i%t.keys
 }
 
 // index is the record number at (partition, offset), or -1 outside the
@@ -138,6 +163,11 @@ func (t *tally) ack(partition int32, offset int64) {
 	}
 	t.seen[i] = true
 	t.distinct++
+	if l := t.lane(i); t.next[l] > i {
+		t.failLocked(fmt.Errorf("partition %d offset %d acknowledged after offset %d of its %s", partition, offset, (t.next[l]-1)/t.partitions, t.laneName()))
+	} else {
+		t.next[l] = i + 1
+	}
 	if p := int(partition); !t.prev[p].IsZero() {
 		t.gaps.add(p, now.Sub(t.prev[p]))
 	}
@@ -149,6 +179,27 @@ func (t *tally) ack(partition int32, offset int64) {
 		t.last = now
 		close(t.done)
 	}
+}
+
+func (t *tally) laneName() string {
+	if t.keys == 0 {
+		return "partition"
+	}
+	return "key"
+}
+
+// enter and leave count a request in the handler.
+func (t *tally) enter() {
+	t.mu.Lock()
+	t.inFlight++
+	t.peak = max(t.peak, t.inFlight)
+	t.mu.Unlock()
+}
+
+func (t *tally) leave() {
+	t.mu.Lock()
+	t.inFlight--
+	t.mu.Unlock()
 }
 
 func (t *tally) fail(err error) {
@@ -171,12 +222,13 @@ type tallied struct {
 	firstErr    error
 	first, last time.Time
 	gaps        gaps
+	peak        int // requests in the webhook's handler at once
 }
 
 func (t *tally) snapshot() tallied {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return tallied{distinct: t.distinct, dups: t.dups, errs: t.errs, firstErr: t.firstErr, first: t.first, last: t.last, gaps: t.gaps}
+	return tallied{distinct: t.distinct, dups: t.dups, errs: t.errs, firstErr: t.firstErr, first: t.first, last: t.last, gaps: t.gaps, peak: t.peak}
 }
 
 // complete reports whether every record was acknowledged.
