@@ -3,7 +3,9 @@
 #   1. go vet, staticcheck and gofmt;
 #   2. every package with the race detector against the in-process kfake
 #      broker (includes the fault-injection tests);
-#   3. a few seconds of each fuzz target (their seed corpora run in step 2);
+#   3. a few seconds of each fuzz target (their seed corpora run in step 2),
+#      then the short chaos run (test/chaos, RELIABILITY.md): kbridge
+#      binaries killed, stopped and added while records flow, on kfake;
 #   4. a real Apache Kafka broker (test/kafka/start.sh: Java 17 + Maven):
 #      the integration suites again against it, then the interop check with
 #      grpcurl, curl and kcat (test/interop/publish.sh), and delivery of
@@ -48,6 +50,9 @@ while read -r file; do
     fi
   done
 done < <(grep -rlE '^func Fuzz' --include='*_test.go' .)
+
+step "chaos run, short (RELIABILITY.md): kill -9, SIGTERM and rebalances while records flow"
+KBRIDGE_CHAOS=short go test -count=1 -run TestChaos -timeout 10m ./test/chaos/
 
 step "real Apache Kafka broker"
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
