@@ -179,6 +179,7 @@ func serve(ctx context.Context, cfg config.Config, subs []bridge.ConsumerConfig,
 	svc := server.NewProducerService(producer, server.ProducerServiceConfig{
 		StreamMaxInFlight: cfg.Producer.StreamMaxInFlight,
 		MaxRequestBytes:   cfg.Producer.MaxRequestBytes,
+		PublishTimeout:    cfg.Producer.PublishTimeout,
 	}, log)
 	grpcSrv, err := server.NewGRPC(server.GRPCConfig{MaxRequestBytes: cfg.Producer.MaxRequestBytes}, svc, log, reg)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
@@ -37,6 +38,10 @@ type ProducerServiceConfig struct {
 	// up to twice this size (see GRPCConfig) so that this check, not the
 	// transport's RESOURCE_EXHAUSTED, answers an oversize request.
 	MaxRequestBytes int
+	// PublishTimeout bounds how long a stream request whose caller set no
+	// deadline waits for Kafka before it is answered UNAVAILABLE (unary
+	// calls are bounded by the Publisher itself). Zero means no bound.
+	PublishTimeout time.Duration
 }
 
 // ProducerService implements kbridge.v1.ProducerService on a Publisher.
@@ -46,6 +51,7 @@ type ProducerService struct {
 	pub               Publisher
 	streamMaxInFlight int64
 	maxRequestBytes   int
+	publishTimeout    time.Duration
 	log               *slog.Logger
 
 	draining  chan struct{} // closed by Drain
@@ -65,6 +71,7 @@ func NewProducerService(pub Publisher, cfg ProducerServiceConfig, log *slog.Logg
 		pub:               pub,
 		streamMaxInFlight: int64(max(cfg.StreamMaxInFlight, 1)),
 		maxRequestBytes:   maxRequest,
+		publishTimeout:    cfg.PublishTimeout,
 		log:               log,
 		draining:          make(chan struct{}),
 	}
@@ -212,6 +219,7 @@ func (g *streamGate) close() {
 type streamCall struct {
 	req     *kbridgev1.PublishStreamRequest
 	cost    int64
+	sent    time.Time // when the request was handed to the producer
 	pending *bridge.Pending
 	err     error
 }
@@ -225,10 +233,27 @@ func (c *streamCall) response(ctx context.Context, s *ProducerService) (*kbridge
 		resp.Error = apiError(st)
 		return resp, nil
 	}
+	// A request without the caller's deadline waits at most the publish
+	// timeout from when it was handed over: a broker that froze with a
+	// produce request in flight would otherwise hold it (and the stream's
+	// answers behind it) until the broker comes back, because franz-go
+	// cannot fail in-flight records safely. Its records may still be
+	// written; the answer says so.
+	wait := ctx
+	if _, ok := ctx.Deadline(); !ok && s.publishTimeout > 0 {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithDeadline(ctx, c.sent.Add(s.publishTimeout))
+		defer cancel()
+	}
 	select {
 	case <-c.pending.Done():
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		resp.Error = apiError(status.New(codes.Unavailable, fmt.Sprintf(
+			"kafka is unavailable: the records were not acknowledged within %s (they may have been written)", s.publishTimeout)))
+		return resp, nil
 	}
 	results, _ := c.pending.Wait(ctx) // done: never fails
 	out, firstErr, ok := toResults(results, topic)
@@ -272,7 +297,7 @@ func (s *ProducerService) publishStreamRequest(ctx context.Context, req *kbridge
 	if gate.closed {
 		return false
 	}
-	call := &streamCall{req: req, cost: cost}
+	call := &streamCall{req: req, cost: cost, sent: time.Now()}
 	if err := s.checkSize(req); err != nil {
 		call.err = err
 	} else if err := checkRequestID(req.GetRequestId()); err != nil {
