@@ -6,7 +6,6 @@
 // what the webhook acknowledged or what was dead-lettered.
 //
 // Everything is in the tests; TestChaos is skipped unless KBRIDGE_CHAOS is
-// set (short, long or soak), and the TestRepro… reproducers of open
-// findings unless KBRIDGE_CHAOS_REPRO is. RELIABILITY.md at the repository
-// root says how to run them and what the last runs printed.
+// set (short, long or soak). RELIABILITY.md at the repository root says how
+// to run it and what the last runs printed.
 package chaos
