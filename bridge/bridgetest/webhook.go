@@ -194,7 +194,8 @@ func (w *Webhook) AckedPrefix(topic string, from map[int32]int64) map[int32]int6
 }
 
 // WaitFor waits until cond holds over the deliveries, failing the test at
-// the timeout.
+// the timeout. cond runs under the webhook's lock: it must use its argument
+// and not call the webhook's other methods.
 func (w *Webhook) WaitFor(tb testing.TB, timeout time.Duration, what string, cond func(ds []Delivery) bool) {
 	tb.Helper()
 	deadline := time.NewTimer(timeout)
