@@ -23,7 +23,6 @@ func subscriptions(cfg config.Config) ([]bridge.ConsumerConfig, error) {
 	var errs []error
 	for _, s := range cfg.Subscriptions {
 		cc := consumerConfig(cfg, s)
-		cc.Client.Brokers = []string{"validation.invalid:9092"} // replaced in serve
 		if err := cc.Validate(); err != nil {
 			errs = append(errs, err)
 		}

@@ -412,14 +412,7 @@ func TestConsumerPausesBusyPartition(t *testing.T) {
 	rc := runConsumer(t, cfg, nil)
 
 	bound := maxQueuedRecords + maxPollRecords // one poll may land after the pause
-	paused := false
-	for deadline := time.Now().Add(deliveryTimeout); !paused && time.Now().Before(deadline); {
-		for _, p := range rc.Status().Partitions {
-			paused = p.Paused
-		}
-		time.Sleep(5 * time.Millisecond) // polling the consumer's status
-	}
-	if !paused {
+	if !rc.waitPaused() {
 		t.Fatal("the partition's fetches never paused while its record hung")
 	}
 	for range 50 { // the queue stays bounded while the record hangs

@@ -181,14 +181,7 @@ func TestConsumerOrderingNoneWindow(t *testing.T) {
 	rc := runConsumer(t, cfg, nil)
 
 	hook.WaitAcked(t, window-1, deliveryTimeout) // everything in the window but the stuck one
-	paused := false
-	for deadline := time.Now().Add(deliveryTimeout); !paused && time.Now().Before(deadline); {
-		for _, p := range rc.Status().Partitions {
-			paused = p.Paused
-		}
-		time.Sleep(5 * time.Millisecond) // polling the consumer's status
-	}
-	if !paused {
+	if !rc.waitPaused() {
 		t.Error("the partition's fetches did not pause behind a full window")
 	}
 	if got := len(hook.Acked()); got != window-1 {

@@ -84,6 +84,20 @@ func (rc *runningConsumer) close(tb testing.TB, drain time.Duration) {
 	}
 }
 
+// waitPaused polls the consumer's status until one of its partitions has
+// paused fetches; false if none did within deliveryTimeout.
+func (rc *runningConsumer) waitPaused() bool {
+	for deadline := time.Now().Add(deliveryTimeout); time.Now().Before(deadline); {
+		for _, p := range rc.Status().Partitions {
+			if p.Paused {
+				return true
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // polling the consumer's status
+	}
+	return false
+}
+
 // testRecords returns n records for one partition with values v<prefix><i>.
 func testRecords(partition int32, n int, prefix string) []*kgo.Record {
 	recs := make([]*kgo.Record, n)
