@@ -44,6 +44,9 @@ type answer struct {
 	status int    // HTTP status
 	header http.Header
 	body   string // HTTP body
+	// clientMade marks an answer whose message comes from the caller's own
+	// gRPC library, not from kbridge; only its code is checked.
+	clientMade bool
 }
 
 // httpCall is one HTTP request to the REST listener.
@@ -451,7 +454,7 @@ func checkAnswer(t *testing.T, a answer, code codes.Code, httpStatus int, msg []
 		}
 	}
 	for _, m := range msg {
-		if !strings.Contains(a.msg, m) {
+		if !a.clientMade && !strings.Contains(a.msg, m) {
 			t.Errorf("%s: message %q does not contain %q", a.via, a.msg, m)
 		}
 	}
@@ -662,7 +665,13 @@ func oneMillisecondDeadline(t *testing.T, kb *instance, topic string) []answer {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	_, err := kb.client.Publish(ctx, &kbridgev1.PublishRequest{Topic: topic, Records: []*kbridgev1.Record{{Value: proto.String("impatient")}}})
-	answers := []answer{grpcAnswer("gRPC Publish, 1 ms deadline", err)}
+	// The Go client words a deadline error itself: "context deadline
+	// exceeded" when its own timer fires first, grpc-go's "stream terminated
+	// by RST_STREAM" when the server's does. Only the code is kbridge's. The
+	// REST answer's message is kbridge's either way.
+	impatient := grpcAnswer("gRPC Publish, 1 ms deadline", err)
+	impatient.clientMade = true
+	answers := []answer{impatient}
 	answers = append(answers, restAnswer(t, kb, "REST JSON route, Grpc-Timeout 1m", httpCall{
 		path: "/v1/topics/" + topic + "/records", contentType: "application/json",
 		header: []string{"Grpc-Timeout", "1m"}, body: `{"records":[{"value":"impatient"}]}`,

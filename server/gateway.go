@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/kbridge/kbridge/bridge"
 	kbridgev1 "github.com/kbridge/kbridge/gen/kbridge/v1"
 )
 
@@ -34,6 +37,7 @@ func NewGateway(ctx context.Context, conn *grpc.ClientConn, maxRequestBytes int)
 		}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithErrorHandler(deadlineAwareError),
 		// With X-HTTP-Method-Override on a form-encoded POST, the mux parses
 		// (and so consumes) the body before routing; the raw endpoint would
 		// then publish an empty value. Every route is a POST: nothing to
@@ -73,6 +77,20 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	default:
 		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 	}
+}
+
+// deadlineAwareError answers a call whose Grpc-Timeout has run out 504
+// DEADLINE_EXCEEDED with a message that says so. Which side of the gateway's
+// gRPC hop notices the deadline first is a race: when it is the server,
+// grpc-go resets the stream and the error reads "stream terminated by
+// RST_STREAM with error code: CANCEL", which tells a REST caller nothing.
+func deadlineAwareError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "deadline") {
+			err = statusFor(bridge.ErrDeadline, "").Err()
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
 func limitBody(next http.Handler, limit int64) http.Handler {

@@ -2,12 +2,17 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // TestRESTBadJSON: bodies the gateway cannot decode are 400 with a message
@@ -190,5 +195,46 @@ func TestRESTResponse(t *testing.T) {
 	}
 	if rs[0].Partition != 3 || rs[0].Offset != "0" || rs[1].Offset != "1" || rs[0].Timestamp != "2024-05-06T07:08:09Z" || rs[0].Error != nil {
 		t.Errorf("results = %s", r.body)
+	}
+}
+
+// TestRESTDeadlineRaceAnswers504 is the regression test for a REST call
+// whose Grpc-Timeout ran out and was answered with grpc-go's "stream
+// terminated by RST_STREAM with error code: CANCEL": when the gRPC server
+// notices the deadline before the gateway's client does, that is the error the
+// gateway sees. Whatever the error, a call past its deadline is 504
+// DEADLINE_EXCEEDED with a message that says so; a call within it keeps its
+// own answer.
+func TestRESTDeadlineRaceAnswers504(t *testing.T) {
+	mux := runtime.NewServeMux()
+	reset := status.Error(codes.Canceled, "stream terminated by RST_STREAM with error code: CANCEL")
+	tests := []struct {
+		name     string
+		deadline time.Duration // from now; 0 for none
+		err      error
+		status   int
+		contains string
+	}{
+		{"reset after the deadline", -time.Millisecond, reset, http.StatusGatewayTimeout, "deadline exceeded"},
+		{"deadline exceeded without the word", -time.Millisecond, status.Error(codes.DeadlineExceeded, "stream terminated by RST_STREAM with error code: CANCEL"), http.StatusGatewayTimeout, "deadline exceeded"},
+		{"unavailable after the deadline", -time.Millisecond, status.Error(codes.Unavailable, "connection refused"), http.StatusGatewayTimeout, "deadline exceeded"},
+		{"reset within the deadline", time.Minute, reset, 499, "RST_STREAM"},
+		{"no deadline", 0, status.Error(codes.Unavailable, "kbridge is shutting down"), http.StatusServiceUnavailable, "shutting down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.deadline != 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, time.Now().Add(tt.deadline))
+				defer cancel()
+			}
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodPost, "/v1/topics/t/records", nil)
+			deadlineAwareError(ctx, mux, &runtime.JSONPb{}, w, r, tt.err)
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.contains) {
+				t.Errorf("answer %d %s, want %d containing %q", w.Code, w.Body, tt.status, tt.contains)
+			}
+		})
 	}
 }
