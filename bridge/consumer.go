@@ -66,6 +66,7 @@ type Consumer struct {
 	// across all its partitions (12 partitions × 100 in flight would swamp
 	// a five-thread Puma).
 	requests chan struct{}
+	batch    *batcher // nil without batch delivery
 
 	opts   []kgo.Opt
 	client *kgo.Client // set by Run once the subscription may join its group
@@ -118,6 +119,9 @@ func NewConsumer(cfg ConsumerConfig, dlq *DeadLetterWriter, log *slog.Logger, re
 	if cfg.DeadLetterTopic != "" {
 		c.dlq = dlq
 	}
+	if cfg.Batch.Enabled() {
+		c.batch = newBatcher(c)
+	}
 	c.state.set("starting", "")
 	if c.opts, err = c.kgoOptions(); err != nil {
 		return nil, err
@@ -137,6 +141,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return nil
 	}
 	c.stopPoll = cancel
+	if c.batch != nil {
+		c.batch.start() // close stops it, once the workers are done
+	}
 	c.workersMu.Unlock()
 	defer close(c.pollDone)
 
@@ -294,6 +301,10 @@ func (c *Consumer) close(drain, final context.Context) {
 	client = c.client // Run may have created it meanwhile
 	c.workersMu.Unlock()
 	defer c.webhook.CloseIdleConnections()
+	if c.batch != nil {
+		// After the workers: they wait on the batcher until they stop.
+		defer c.batch.stop()
+	}
 	if client == nil {
 		c.state.stopped()
 		return

@@ -50,6 +50,50 @@ type ConsumerConfig struct {
 	// records go (the dead-letter policy); empty means the block policy:
 	// retry forever.
 	DeadLetterTopic string
+
+	// Batch, when its MaxRecords is positive, delivers records as
+	// CloudEvents batches (batch.go) instead of one request per record.
+	Batch BatchConfig
+}
+
+// Limits of BatchConfig.
+const (
+	MaxBatchRecords = 10000
+	MaxBatchBytes   = 64 << 20
+)
+
+// BatchConfig shapes batch delivery. The zero value turns it off.
+type BatchConfig struct {
+	// MaxRecords is the most events in one request; zero turns batching
+	// off.
+	MaxRecords int
+	// MaxBytes bounds a request's body; an event larger than it on its own
+	// goes in a batch of one.
+	MaxBytes int
+	// MaxWait is the longest a batch that is not full waits for more
+	// records; zero sends at once what is there.
+	MaxWait time.Duration
+}
+
+// Enabled reports whether records are delivered in batches.
+func (b BatchConfig) Enabled() bool { return b.MaxRecords > 0 }
+
+// Validate reports every problem of b at once.
+func (b BatchConfig) Validate() error {
+	if b == (BatchConfig{}) {
+		return nil
+	}
+	var errs []error
+	if b.MaxRecords < 1 || b.MaxRecords > MaxBatchRecords {
+		errs = append(errs, fmt.Errorf("batch max records %d: must be within 1-%d", b.MaxRecords, MaxBatchRecords))
+	}
+	if b.MaxBytes < 1 || b.MaxBytes > MaxBatchBytes {
+		errs = append(errs, fmt.Errorf("batch max bytes %d: must be within 1-%d", b.MaxBytes, MaxBatchBytes))
+	}
+	if b.MaxWait < 0 {
+		errs = append(errs, fmt.Errorf("batch max wait %v: must not be negative", b.MaxWait))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate reports every problem of cfg at once.
@@ -87,6 +131,9 @@ func (cfg ConsumerConfig) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := cfg.Retry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Batch.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

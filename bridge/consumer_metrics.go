@@ -23,6 +23,7 @@ type consumerMetrics struct {
 	assigned     prometheus.Gauge
 	paused       prometheus.Gauge
 	failing      *prometheus.GaugeVec // by topic, partition
+	batchEvents  prometheus.Histogram
 
 	outcomes map[OutcomeKind]prometheus.Counter // attempts by kind, resolved once
 }
@@ -78,6 +79,11 @@ func newConsumerMetrics(subscription string, reg prometheus.Registerer) (*consum
 			Name: "kbridge_partition_failing_attempts",
 			Help: "Failed attempts of the record a partition waits on; non-zero means the partition is stuck behind it.",
 		}, []string{"topic", "partition"}),
+		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kbridge_webhook_batch_events",
+			Help:    "Events per batch request (batch delivery only).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 7),
+		}),
 	}
 	m.outcomes = make(map[OutcomeKind]prometheus.Counter)
 	for _, k := range []OutcomeKind{Acked, Permanent, Retryable, Unreachable, Cancelled} {
@@ -90,7 +96,7 @@ func newConsumerMetrics(subscription string, reg prometheus.Registerer) (*consum
 	}
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"subscription": subscription}, reg)
 	for _, c := range []prometheus.Collector{m.attempts, m.attemptTime, m.acked, m.deadLettered, m.blocked,
-		m.commits, m.rebalances, m.fetchErrors, m.offsetResets, m.assigned, m.paused, m.failing} {
+		m.commits, m.rebalances, m.fetchErrors, m.offsetResets, m.assigned, m.paused, m.failing, m.batchEvents} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register consumer metrics: %w", err)
 		}

@@ -58,8 +58,8 @@ func firstByKey(ds []bridgetest.Delivery) map[string][]int64 {
 		}
 		seen[d.Offset] = true
 		k := "<nil>"
-		if v, ok := d.Header["Kafka-Key"]; ok {
-			k = "k:" + v[0]
+		if d.Key != nil {
+			k = "k:" + *d.Key
 		}
 		out[k] = append(out[k], d.Offset)
 	}

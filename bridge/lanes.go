@@ -28,17 +28,19 @@ const windowPerInFlight = 10
 
 // scheduler runs one partition's lanes. The dispatcher calls waitRoom and
 // schedule in fetch order; lanes run on goroutines of their own, which wait
-// ends. A lane delivers its records strictly one after another, so records
-// of one lane are delivered in fetch order; slots bound the records of all
-// lanes in flight at once.
+// ends. A lane delivers its records strictly one run after another (a run
+// is one record, or with batch delivery up to a batch of them, in order),
+// so records of one lane are delivered in fetch order; slots bound the runs
+// of all lanes in flight at once.
 type scheduler struct {
 	ordering string
 	window   int
-	slots    chan struct{} // one token per record in flight
-	freed    chan struct{} // size 1: a record finished, coalesced
+	runMax   int           // records in one run: 1, or batch max_records
+	slots    chan struct{} // one token per run in flight
+	freed    chan struct{} // size 1: a run finished, coalesced
 
 	mu    sync.Mutex
-	lanes map[laneKey]*lane // lanes with a record in flight or waiting
+	lanes map[laneKey]*lane // lanes with a run in flight or records waiting
 	wg    sync.WaitGroup
 }
 
@@ -48,13 +50,15 @@ type laneKey struct {
 	nokey bool
 }
 
-// lane holds the records waiting behind its record in flight.
+// lane holds the records waiting behind its run in flight.
 type lane struct {
 	key     laneKey
 	pending []*kgo.Record
 }
 
-func newScheduler(ordering string, maxInFlight int) *scheduler {
+// newScheduler sizes a partition's scheduler. batchMax is the batch's
+// max_records, 0 without batch delivery.
+func newScheduler(ordering string, maxInFlight, batchMax int) *scheduler {
 	maxInFlight = max(maxInFlight, 1)
 	window := windowPerInFlight * maxInFlight
 	if ordering == OrderingPartition || ordering == "" {
@@ -62,9 +66,16 @@ func newScheduler(ordering string, maxInFlight int) *scheduler {
 		// dispatching it early would only lengthen a crash's redelivery.
 		maxInFlight, window = 1, 1
 	}
+	runMax := 1
+	if batchMax > 0 {
+		// Room for a full batch in flight and the next one gathering
+		// behind it.
+		runMax, window = batchMax, max(window, 2*batchMax)
+	}
 	return &scheduler{
 		ordering: ordering,
 		window:   window,
+		runMax:   runMax,
 		slots:    make(chan struct{}, maxInFlight),
 		freed:    make(chan struct{}, 1),
 		lanes:    make(map[laneKey]*lane),
@@ -87,7 +98,7 @@ func (s *scheduler) waitRoom(t *Tracker, quit <-chan struct{}) bool {
 // schedule hands rec to its lane: behind the lane's records if the lane is
 // busy, else on a new goroutine that runs the lane with deliver until it is
 // empty or deliver reports the worker stopped.
-func (s *scheduler) schedule(rec *kgo.Record, deliver func(*kgo.Record) bool) {
+func (s *scheduler) schedule(rec *kgo.Record, deliver func([]*kgo.Record) bool) {
 	if s.ordering == OrderingNone {
 		s.wg.Go(func() { s.run(nil, rec, deliver) })
 		return
@@ -108,39 +119,42 @@ func (s *scheduler) schedule(rec *kgo.Record, deliver func(*kgo.Record) bool) {
 	s.wg.Go(func() { s.run(l, rec, deliver) })
 }
 
-// run delivers rec, then the lane's waiting records in order. A record the
-// worker stopped before it finished ends the lane: what waits behind it
+// run delivers rec and the lane's waiting records, a run at a time. A run
+// the worker stopped before it finished ends the lane: what waits behind it
 // stays unfinished, as the tracker expects.
-func (s *scheduler) run(l *lane, rec *kgo.Record, deliver func(*kgo.Record) bool) {
-	for rec != nil {
-		if !deliver(rec) {
+func (s *scheduler) run(l *lane, rec *kgo.Record, deliver func([]*kgo.Record) bool) {
+	recs := s.take(l, []*kgo.Record{rec})
+	for len(recs) > 0 {
+		if !deliver(recs) {
 			return
 		}
 		select {
 		case s.freed <- struct{}{}:
 		default:
 		}
-		rec = s.next(l)
+		clear(recs)
+		recs = s.take(l, recs[:0])
 	}
 }
 
-// next takes the lane's next record. An empty lane is removed in the same
-// step, under the lock schedule appends under, so that no record can be
-// added to a lane that has ended.
-func (s *scheduler) next(l *lane) *kgo.Record {
+// take appends the lane's waiting records to run, up to runMax in all. A
+// lane with nothing left is removed in the same step, under the lock
+// schedule appends under, so that no record can be added to a lane that
+// has ended.
+func (s *scheduler) take(l *lane, run []*kgo.Record) []*kgo.Record {
 	if l == nil {
-		return nil
+		return run
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(l.pending) == 0 {
+	n := min(s.runMax-len(run), len(l.pending))
+	run = append(run, l.pending[:n]...)
+	clear(l.pending[:n])
+	l.pending = l.pending[n:]
+	if len(run) == 0 {
 		delete(s.lanes, l.key)
-		return nil
 	}
-	rec := l.pending[0]
-	l.pending[0] = nil
-	l.pending = l.pending[1:]
-	return rec
+	return run
 }
 
 // acquire takes an in-flight slot; false if quit closed first.

@@ -244,27 +244,58 @@ var errAttemptTimeout = errors.New("attempt timed out")
 // the attempt number). The reply body is drained (up to 64 KiB) and closed
 // before Deliver returns, so the connection can be reused.
 func (c *WebhookClient) Deliver(ctx context.Context, req *http.Request) Outcome {
+	out, _ := c.deliver(ctx, req, 0)
+	return out
+}
+
+// DeliverReading is Deliver for a request whose 2xx reply says more than
+// its status (a batch's list of failed events): it also returns the body of
+// a 2xx reply, at most limit bytes. A longer body is a failure of the
+// attempt (Retryable), never a truncated verdict.
+func (c *WebhookClient) DeliverReading(ctx context.Context, req *http.Request, limit int) (Outcome, []byte) {
+	return c.deliver(ctx, req, limit)
+}
+
+func (c *WebhookClient) deliver(ctx context.Context, req *http.Request, limit int) (Outcome, []byte) {
 	actx, cancel := context.WithTimeoutCause(ctx, c.attemptTimeout, errAttemptTimeout)
 	defer cancel() // after the body is drained: the context governs reading it too
 	resp, err := c.http.Do(req.WithContext(actx))
 	if err != nil {
-		return c.classifyError(ctx, actx, err)
+		return c.classifyError(ctx, actx, err), nil
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-	_ = resp.Body.Close()
-	return c.classifyReply(resp, time.Now())
+	defer resp.Body.Close()
+	out := c.classifyReply(resp, time.Now())
+	if limit <= 0 || out.Kind != Acked {
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		return out, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	switch {
+	case err != nil:
+		return c.classifyError(ctx, actx, err), nil
+	case len(body) > limit:
+		return Outcome{Kind: Retryable, Status: resp.StatusCode,
+			ErrorText: fmt.Sprintf("HTTP %d with a reply body over %d bytes", resp.StatusCode, limit)}, nil
+	}
+	return out, body
+}
+
+// statusKind classifies a reply status: 2xx acks; the permanent statuses
+// are Permanent; anything else is Retryable.
+func (c *WebhookClient) statusKind(status int) OutcomeKind {
+	switch {
+	case status >= 200 && status <= 299:
+		return Acked
+	case c.permanent[status]:
+		return Permanent
+	}
+	return Retryable
 }
 
 func (c *WebhookClient) classifyReply(resp *http.Response, now time.Time) Outcome {
-	o := Outcome{Status: resp.StatusCode}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
-		o.Kind = Acked
+	o := Outcome{Status: resp.StatusCode, Kind: c.statusKind(resp.StatusCode)}
+	if o.Kind == Acked {
 		return o
-	case c.permanent[resp.StatusCode]:
-		o.Kind = Permanent
-	default:
-		o.Kind = Retryable
 	}
 	o.ErrorText = "HTTP " + strconv.Itoa(resp.StatusCode)
 	if text := http.StatusText(resp.StatusCode); text != "" {

@@ -57,7 +57,7 @@ func newPartitionWorker(c *Consumer, tp topicPartition) *partitionWorker {
 		tp:        tp,
 		tracker:   NewTracker(-1), // the position is the first record's offset
 		log:       c.log.With("topic", tp.topic, "partition", tp.partition),
-		sched:     newScheduler(c.cfg.Ordering, c.cfg.MaxInFlight),
+		sched:     newScheduler(c.cfg.Ordering, c.cfg.MaxInFlight, c.cfg.Batch.MaxRecords),
 		committed: -1,
 		wake:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
@@ -148,13 +148,19 @@ func (w *partitionWorker) run() {
 			w.log.Warn("skipping a record fetched again within one assignment", "offset", rec.Offset, "error", err)
 			continue
 		}
-		w.sched.schedule(rec, w.deliverOne)
+		if w.c.batch != nil {
+			w.sched.schedule(rec, w.deliverBatched)
+		} else {
+			w.sched.schedule(rec, w.deliverOne)
+		}
 	}
 }
 
-// deliverOne delivers rec within the partition's in-flight limit and marks
-// it done in the tracker; false when the worker was stopped first.
-func (w *partitionWorker) deliverOne(rec *kgo.Record) bool {
+// deliverOne delivers a run of one record within the partition's in-flight
+// limit and marks it done in the tracker; false when the worker was
+// stopped first.
+func (w *partitionWorker) deliverOne(run []*kgo.Record) bool {
+	rec := run[0]
 	if !w.sched.acquire(w.quit) {
 		return false
 	}

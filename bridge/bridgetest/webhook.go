@@ -1,7 +1,10 @@
 package bridgetest
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -17,21 +20,39 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// Delivery is one request the Webhook received.
+// batchContentType is batchContentType (bridge's tests import this
+// package, so it cannot import bridge).
+const batchContentType = "application/cloudevents-batch+json"
+
+// Delivery is one request the Webhook received, or one event of a batch
+// request.
 type Delivery struct {
 	Topic     string
 	Partition int32
 	Offset    int64
 	Attempt   int
-	Header    http.Header
-	Body      []byte
-	Status    int // what the webhook answered
-	At        time.Time
+	// Key is the record key as sent (percent-encoded), nil for a null key.
+	Key    *string
+	Header http.Header // the request's
+	Body   []byte      // the record value: the body, or the event's data
+	Status int         // what the webhook answered, for this event in a batch
+	At     time.Time
+	// Batch is the number of events in the request, 0 for a single-record
+	// request; Event is the event's JSON members, and Request numbers the
+	// batch requests from 1.
+	Batch   int
+	Event   map[string]json.RawMessage
+	Request int
 }
 
 // Reply is what a Webhook script answers: a status (0 means 200), extra
 // headers, and an optional delay before answering. Hang holds the request
 // until the client gives up.
+//
+// In a batch the script answers each event: an event answered with a
+// non-2xx status is listed in the reply's failed list. A reply with Whole
+// set, Hang or Reset answers the whole request instead (the first such
+// event's); the longest Delay of the events applies.
 type Reply struct {
 	Status int
 	Header http.Header
@@ -39,6 +60,7 @@ type Reply struct {
 	Hang   bool
 	// Reset closes the connection without a reply (a TCP reset).
 	Reset bool
+	Whole bool
 }
 
 // Script decides each reply. It is called under no lock, from the server's
@@ -55,6 +77,7 @@ type Webhook struct {
 	script Script
 
 	mu         sync.Mutex
+	requests   int // batch requests so far
 	deliveries []Delivery
 	acked      map[Coordinate]int // acked records and how often
 	changed    chan struct{}      // closed and replaced on every delivery
@@ -101,6 +124,10 @@ func newWebhook(script Script) *Webhook {
 // ServeHTTP records the delivery and answers by script.
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if r.Header.Get("Content-Type") == batchContentType {
+		w.serveBatch(rw, r, body)
+		return
+	}
 	d := Delivery{
 		Topic:  r.Header.Get("Kafka-Topic"),
 		Header: r.Header.Clone(),
@@ -111,10 +138,27 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	d.Partition = int32(p)
 	d.Offset, _ = strconv.ParseInt(r.Header.Get("Kafka-Offset"), 10, 64)
 	d.Attempt, _ = strconv.Atoi(r.Header.Get("Delivery-Attempt"))
+	if k, ok := r.Header["Kafka-Key"]; ok {
+		d.Key = &k[0]
+	}
 	reply := w.script(d)
+	if !w.hold(rw, r, reply) {
+		return
+	}
+	d.Status = cmp.Or(reply.Status, http.StatusOK)
+	w.record(d)
+	for k, vs := range reply.Header {
+		rw.Header()[k] = vs
+	}
+	rw.WriteHeader(d.Status)
+}
+
+// hold carries out a reply's Hang, Reset and Delay; false when there is no
+// reply to send.
+func (w *Webhook) hold(rw http.ResponseWriter, r *http.Request, reply Reply) bool {
 	if reply.Hang {
 		<-r.Context().Done()
-		return
+		return false
 	}
 	if reply.Reset {
 		if conn, _, err := http.NewResponseController(rw).Hijack(); err == nil {
@@ -123,24 +167,102 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 			_ = conn.Close()
 		}
-		return
+		return false
 	}
 	if reply.Delay > 0 {
 		select {
 		case <-time.After(reply.Delay):
 		case <-r.Context().Done():
-			return
+			return false
 		}
 	}
-	d.Status = reply.Status
-	if d.Status == 0 {
-		d.Status = http.StatusOK
+	return true
+}
+
+// serveBatch answers a CloudEvents batch: the script answers each event.
+func (w *Webhook) serveBatch(rw http.ResponseWriter, r *http.Request, body []byte) {
+	var events []map[string]json.RawMessage
+	if err := json.Unmarshal(body, &events); err != nil {
+		http.Error(rw, "not a CloudEvents batch: "+err.Error(), http.StatusBadRequest)
+		return
 	}
-	w.record(d)
+	w.mu.Lock()
+	w.requests++
+	request := w.requests
+	w.mu.Unlock()
+	ds := make([]Delivery, len(events))
+	replies := make([]Reply, len(events))
+	var whole *Reply
+	var delay time.Duration
+	for i, ev := range events {
+		ds[i] = eventDelivery(ev, r.Header, len(events), request)
+		replies[i] = w.script(ds[i])
+		if (replies[i].Whole || replies[i].Hang || replies[i].Reset) && whole == nil {
+			whole = &replies[i]
+		}
+		delay = max(delay, replies[i].Delay)
+	}
+	reply := Reply{Delay: delay}
+	if whole != nil {
+		reply = *whole
+		reply.Delay = max(reply.Delay, delay)
+	}
+	if !w.hold(rw, r, reply) {
+		return
+	}
+	type failure struct {
+		ID     string `json:"id"`
+		Status int    `json:"status"`
+	}
+	var failed []failure
+	for i := range ds {
+		ds[i].Status = cmp.Or(replies[i].Status, http.StatusOK)
+		if whole != nil {
+			ds[i].Status = cmp.Or(whole.Status, http.StatusOK)
+		} else if ds[i].Status < 200 || ds[i].Status > 299 {
+			var id string
+			_ = json.Unmarshal(ds[i].Event["id"], &id)
+			failed = append(failed, failure{id, ds[i].Status})
+		}
+		w.record(ds[i])
+	}
 	for k, vs := range reply.Header {
 		rw.Header()[k] = vs
 	}
-	rw.WriteHeader(d.Status)
+	if whole != nil {
+		rw.WriteHeader(ds[0].Status)
+		return
+	}
+	if len(failed) == 0 {
+		rw.WriteHeader(http.StatusOK)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(rw).Encode(map[string]any{"failed": failed})
+}
+
+// eventDelivery reads one event of a batch as a Delivery.
+func eventDelivery(ev map[string]json.RawMessage, h http.Header, n, request int) Delivery {
+	d := Delivery{Header: h.Clone(), At: time.Now(), Batch: n, Event: ev, Request: request}
+	var offset string
+	_ = json.Unmarshal(ev["kafkatopic"], &d.Topic)
+	_ = json.Unmarshal(ev["kafkapartition"], &d.Partition)
+	_ = json.Unmarshal(ev["kafkaoffset"], &offset)
+	d.Offset, _ = strconv.ParseInt(offset, 10, 64)
+	_ = json.Unmarshal(ev["deliveryattempt"], &d.Attempt)
+	if k, ok := ev["kafkakey"]; ok {
+		var key string
+		_ = json.Unmarshal(k, &key)
+		d.Key = &key
+	}
+	if data, ok := ev["data"]; ok {
+		d.Body = []byte(data)
+	} else if b64, ok := ev["data_base64"]; ok {
+		var s string
+		_ = json.Unmarshal(b64, &s)
+		d.Body, _ = base64.StdEncoding.DecodeString(s)
+	}
+	return d
 }
 
 func (w *Webhook) record(d Delivery) {
