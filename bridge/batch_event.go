@@ -57,8 +57,8 @@ var reservedMembers = map[string]bool{
 //     kafkakey (percent-encoded as in the Kafka-Key header; absent for a
 //     null key), deliveryattempt (an integer), traceparent and tracestate,
 //     and kafkaheaders: the other record headers, in order, as
-//     name=value pairs joined by '&' with every byte outside A-Z a-z 0-9
-//   - . _ ~ percent-encoded (so application/x-www-form-urlencoded
+//     name=value pairs joined by '&', every byte but letters, digits and
+//     "-._~" percent-encoded (so application/x-www-form-urlencoded
 //     decoders read it back exactly).
 //
 // Strings are JSON strings: bytes that are not UTF-8 in an attribute (not in
