@@ -141,6 +141,12 @@ func TestConfigFaults(t *testing.T) {
 		{name: "ordering key with nothing in flight", file: subscriptionsFile(subscriptionEntry("ordering: key", "max_in_flight: 0")), wants: []string{at + "max_in_flight", "at least 1"}},
 		{name: "unknown ordering", file: subscriptionsFile(subscriptionEntry("ordering: random")), wants: []string{at + "ordering", `"random"`}},
 		{name: "max in flight with partition ordering", file: subscriptionsFile(subscriptionEntry("max_in_flight: 8")), wants: []string{at + "max_in_flight", "ordering partition"}},
+		// Batch delivery.
+		{name: "unknown key inside a subscription's batch", file: subscriptionsFile(subscriptionEntry("batch: {max_records: 100, max_recs: 3}")), wants: []string{`subscriptions[0].batch: unknown key "max_recs"`}},
+		{name: "batch max_bytes without max_records", file: subscriptionsFile(subscriptionEntry("batch: {max_bytes: 65536}")), wants: []string{"subscriptions[0].batch.max_bytes: needs batch.max_records"}},
+		{name: "batch max_records over the limit", file: subscriptionsFile(subscriptionEntry("batch: {max_records: 20000}")), wants: []string{at + "batch.max_records", "1 to 10000", "20000"}},
+		{name: "negative batch max_wait", file: subscriptionsFile(subscriptionEntry("batch: {max_records: 100, max_wait: -10ms}")), wants: []string{at + "batch.max_wait", "-10ms"}},
+		{name: "batch bytes without records, shorthand", env: with(shorthand, "KBRIDGE_BATCH_MAX_BYTES", "65536"), wants: []string{"batch-max-bytes: needs batch-max-records", "KBRIDGE_BATCH_MAX_RECORDS"}},
 		{name: "stream window over the buffer", args: []string{"--max-buffered-records=10", "--stream-max-in-flight=100"}, wants: []string{"stream-max-in-flight", "max-buffered-records"}},
 
 		// The webhook URL.

@@ -74,6 +74,11 @@ func consumerConfig(cfg config.Config, s config.Subscription) bridge.ConsumerCon
 		Ordering:        s.Ordering,
 		MaxInFlight:     s.MaxInFlight,
 		DeadLetterTopic: dlq,
+		Batch: bridge.BatchConfig{
+			MaxRecords: s.Batch.MaxRecords,
+			MaxBytes:   s.Batch.MaxBytes,
+			MaxWait:    s.Batch.MaxWait,
+		},
 	}
 }
 

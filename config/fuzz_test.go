@@ -21,13 +21,16 @@ func FuzzLoad(f *testing.F) {
 	f.Add("grpc_adr: typo\nbrokers: {a: 1}\n", uint8(4), "yes")
 	f.Add("brokers: [a:9092\n", uint8(19), "")
 	f.Add("", uint8(4), "true")
-	// Subscriptions (options 26 to 32 are the one-subscription options, 33
-	// to 36 the group settings).
-	f.Add("brokers: [a:9092]\nsubscriptions:\n  - name: orders\n    topics: [orders]\n    webhook_url: http://127.0.0.1:3000/kafka\n    group_id: app\n    dead_letter_topic: orders-dlq\n    retry: {max_attempts: 3, jitter: 0.5, max_backoff: 1m}\n    headers: {Authorization: Bearer x}\n  - topic_regex: \"audit-.*\"\n    webhook_url: https://h/a\n    group_id: audit\n    permanent_statuses: []\n", uint8(35), "20s")
+	// Subscriptions (options 26 to 35 are the one-subscription options, 36
+	// to 39 the group settings).
+	f.Add("brokers: [a:9092]\nsubscriptions:\n  - name: orders\n    topics: [orders]\n    webhook_url: http://127.0.0.1:3000/kafka\n    group_id: app\n    dead_letter_topic: orders-dlq\n    retry: {max_attempts: 3, jitter: 0.5, max_backoff: 1m}\n    headers: {Authorization: Bearer x}\n  - topic_regex: \"audit-.*\"\n    webhook_url: https://h/a\n    group_id: audit\n    permanent_statuses: []\n", uint8(38), "20s")
 	f.Add("dev: true\nsubscribe_topics: a, b\nwebhook_url: http://127.0.0.1:1/\n", uint8(28), "g")
 	f.Add("dev: true\nsubscriptions:\n  - {topics: a, webhook_url: \"http://x/\", group_id: g, ordering: key}\n", uint8(26), "t")
 	f.Add("dev: true\nsubscriptions:\n  - &e {group_id: g, retry: *e, headers: *e, topics: *e}\n", uint8(31), "2")
-	f.Add("dev: true\nsubscriptions: &s [*s]\n", uint8(36), "0s")
+	f.Add("dev: true\nsubscriptions: &s [*s]\n", uint8(39), "0s")
+	f.Add("dev: true\nsubscriptions:\n  - {topics: a, webhook_url: \"http://x/\", group_id: g, batch: {max_records: 100, max_wait: 0s}}\n", uint8(34), "1")
+	f.Add("dev: true\nsubscribe_topics: a\nwebhook_url: http://127.0.0.1:1/\ngroup_id: g\nbatch_max_bytes: 4096\n", uint8(33), "10")
+	f.Add("dev: true\nsubscriptions:\n  - &b {group_id: g, batch: {max_records: *b, max_bytes: 1}}\n", uint8(35), "-1ms")
 
 	opts := config.Options()
 	f.Fuzz(func(t *testing.T, file string, opt uint8, value string) {

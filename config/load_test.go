@@ -272,6 +272,17 @@ func TestOptionDefaultsMatchDefault(t *testing.T) {
 			continue
 		case "max-in-flight": // documented as prose: "1 for partition, 100 otherwise"
 			continue
+		case "batch-max-records": // no default: unset, batching is off
+			continue
+		}
+		// The batch sizes are the defaults of a batch that is on; without
+		// batch-max-records they are an error.
+		base, want := base, want
+		if o.Name == "batch-max-bytes" || o.Name == "batch-max-wait" {
+			base = mergeEnv(base, env{"KBRIDGE_BATCH_MAX_RECORDS": "100"})
+			if want, err = config.Load(nil, base.lookup, noFiles(t)); err != nil {
+				t.Fatalf("Load with batching on: %v", err)
+			}
 		}
 		t.Run(o.Name, func(t *testing.T) {
 			got, err := config.Load([]string{"--" + o.Name + "=" + o.Default}, base.lookup, noFiles(t))

@@ -109,6 +109,12 @@ func Options() []Option {
 			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.maxInFlight, v) }},
 		{Name: "max-concurrency", Default: strconv.Itoa(sd.MaxConcurrency), Help: "…requests in flight to the app across all partitions",
 			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.maxConcurrency, v) }},
+		{Name: "batch-max-records", Help: "…turns batch delivery on: up to this many records (1 to 10000) in one POST, as a CloudEvents batch (application/cloudevents-batch+json); unset: one record per request",
+			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.batchMaxRecords, v) }},
+		{Name: "batch-max-bytes", Default: strconv.Itoa(DefaultBatchMaxBytes), Help: "…with batch-max-records: the most bytes of body in one batch, up to 67108864 (64 MiB); a record larger on its own goes alone",
+			set: func(c *Config, v string) error { return parseIntPtr(&c.shorthand.batchMaxBytes, v) }},
+		{Name: "batch-max-wait", Default: DefaultBatchMaxWait.String(), Help: "…with batch-max-records: how long a batch that is not full waits for more records, up to 1m; 0s sends at once what is there",
+			set: func(c *Config, v string) error { return parseDurationPtr(&c.shorthand.batchMaxWait, v) }},
 
 		{Name: "instance-id", Help: "static group membership: a stable id unique in each group, such as the pod name; a stopping member then does not leave its groups, so its partitions wait up to session-timeout (empty: dynamic membership)",
 			set: func(c *Config, v string) error { c.Consumer.InstanceID = v; return nil }},
@@ -156,6 +162,17 @@ func parseIntPtr(dst **int, v string) error {
 		return err
 	}
 	*dst = &n
+	return nil
+}
+
+// parseDurationPtr is parseDuration for an option whose being set at all
+// matters.
+func parseDurationPtr(dst **time.Duration, v string) error {
+	var d time.Duration
+	if err := parseDuration(&d, v); err != nil {
+		return err
+	}
+	*dst = &d
 	return nil
 }
 

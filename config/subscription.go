@@ -93,7 +93,45 @@ type Subscription struct {
 	// subscription's partitions (12 partitions × 100 would swamp a
 	// five-thread Puma).
 	MaxConcurrency int
+	// Batch, when its MaxRecords is set, delivers records as CloudEvents
+	// batches instead of one request per record. The zero value is off.
+	Batch Batch
 }
+
+// Batch shapes a subscription's batch delivery: a request carries up to
+// MaxRecords records and about MaxBytes of body, and a batch that is not
+// full waits at most MaxWait for more. A file or the one-subscription
+// options turn it on only with MaxRecords; MaxBytes and MaxWait then take
+// DefaultBatchMaxBytes and DefaultBatchMaxWait unless given.
+type Batch struct {
+	// MaxRecords is the most records in one request, 1 to 10000; zero
+	// turns batching off.
+	MaxRecords int
+	// MaxBytes bounds a request's body, 1 to 64 MiB; a record larger on
+	// its own goes in a batch of one.
+	MaxBytes int
+	// MaxWait is how long a batch that is not full waits for more records,
+	// at most a minute; zero sends at once what is there.
+	MaxWait time.Duration
+}
+
+// Defaults of a batch whose MaxRecords is given.
+const (
+	DefaultBatchMaxBytes = 1 << 20
+	DefaultBatchMaxWait  = 10 * time.Millisecond
+)
+
+// Limits of Batch, the same as the bridge's (bridge.MaxBatchRecords and
+// bridge.MaxBatchBytes), plus a bound on MaxWait: a longer wait is a typo
+// (10m for 10ms), not a batching policy.
+const (
+	maxBatchRecords = 10000
+	maxBatchBytes   = 64 << 20
+	maxBatchWait    = time.Minute
+)
+
+// Enabled reports whether records are delivered in batches.
+func (b Batch) Enabled() bool { return b.MaxRecords > 0 }
 
 // Retry is a subscription's retry policy for failed webhook attempts.
 type Retry struct {
@@ -173,6 +211,9 @@ func (s Subscription) LogValue() slog.Value {
 		slog.String("ordering", s.Ordering),
 		slog.Int("max_in_flight", s.MaxInFlight),
 		slog.Int("max_concurrency", s.MaxConcurrency),
+		slog.Group("batch",
+			slog.Int("max_records", s.Batch.MaxRecords), slog.Int("max_bytes", s.Batch.MaxBytes),
+			slog.Duration("max_wait", s.Batch.MaxWait)),
 		slog.String("on_exhausted", s.OnExhausted),
 		slog.String("dead_letter_topic", s.DeadLetterTopic),
 		slog.Duration("attempt_timeout", s.AttemptTimeout),
@@ -233,6 +274,8 @@ type shorthandOptions struct {
 	topics                                         []string
 	webhookURL, groupID, deadLetterTopic, ordering string
 	maxInFlight, maxConcurrency                    *int // nil: not given
+	batchMaxRecords, batchMaxBytes                 *int
+	batchMaxWait                                   *time.Duration
 }
 
 // shorthandFields maps a subscription's YAML field to the option that sets
@@ -245,6 +288,9 @@ var shorthandFields = map[string]string{
 	"ordering":          "ordering",
 	"max_in_flight":     "max-in-flight",
 	"max_concurrency":   "max-concurrency",
+	"batch.max_records": "batch-max-records",
+	"batch.max_bytes":   "batch-max-bytes",
+	"batch.max_wait":    "batch-max-wait",
 }
 
 // given lists the options set besides subscribe-topics, in --help order. An
@@ -261,6 +307,9 @@ func (sh shorthandOptions) given() []string {
 		{"ordering", sh.ordering != ""},
 		{"max-in-flight", sh.maxInFlight != nil},
 		{"max-concurrency", sh.maxConcurrency != nil},
+		{"batch-max-records", sh.batchMaxRecords != nil},
+		{"batch-max-bytes", sh.batchMaxBytes != nil},
+		{"batch-max-wait", sh.batchMaxWait != nil},
 	} {
 		if g.set {
 			names = append(names, g.name)
@@ -312,7 +361,38 @@ func (c *Config) resolveShorthand() error {
 	if sh.maxConcurrency != nil {
 		s.MaxConcurrency = *sh.maxConcurrency
 	}
+	var errs []error
+	s.Batch, errs = sh.batch()
 	c.Subscriptions = []Subscription{s}
 	c.fromShorthand = true
-	return nil
+	return errors.Join(errs...)
+}
+
+// batch returns the shorthand's batch settings. Without batch-max-records
+// batching is off, so batch-max-bytes or batch-max-wait alone would be
+// silently ignored: that is an error instead.
+func (sh shorthandOptions) batch() (Batch, []error) {
+	if sh.batchMaxRecords == nil {
+		var errs []error
+		for _, g := range []struct {
+			name string
+			set  bool
+		}{
+			{"batch-max-bytes", sh.batchMaxBytes != nil},
+			{"batch-max-wait", sh.batchMaxWait != nil},
+		} {
+			if g.set {
+				errs = append(errs, fmt.Errorf("%s: needs batch-max-records (KBRIDGE_BATCH_MAX_RECORDS), which turns batching on; without it records go one per request", g.name))
+			}
+		}
+		return Batch{}, errs
+	}
+	b := Batch{MaxRecords: *sh.batchMaxRecords, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
+	if sh.batchMaxBytes != nil {
+		b.MaxBytes = *sh.batchMaxBytes
+	}
+	if sh.batchMaxWait != nil {
+		b.MaxWait = *sh.batchMaxWait
+	}
+	return b, nil
 }

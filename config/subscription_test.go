@@ -16,6 +16,7 @@ import (
 // Subscriptions[0].
 var shorthandOptions = []string{
 	"subscribe-topics", "webhook-url", "group-id", "dead-letter-topic", "ordering", "max-in-flight", "max-concurrency",
+	"batch-max-records", "batch-max-bytes", "batch-max-wait",
 }
 
 // entry builds one item of a subscriptions list: a valid subscription
@@ -76,6 +77,10 @@ subscriptions:
     ordering: partition
     max_in_flight: 1
     max_concurrency: 8
+    batch:
+      max_records: 500
+      max_bytes: 262144
+      max_wait: 50ms
   - topics: audit
     webhook_url: http://127.0.0.1:3000/audit
     group_id: app-audit
@@ -96,6 +101,7 @@ subscriptions:
 		CloudEventType: "com.example.order", ContentType: "application/json",
 		Headers:  map[string]string{"Authorization": "Bearer s3cret", "X-Tenant": "acme"},
 		Ordering: "partition", MaxInFlight: 1, MaxConcurrency: 8,
+		Batch: config.Batch{MaxRecords: 500, MaxBytes: 256 << 10, MaxWait: 50 * time.Millisecond},
 	}
 	audit := config.DefaultSubscription()
 	audit.Name = "app-audit" // an entry without a name is named after its group
@@ -132,6 +138,22 @@ func TestLoadSubscriptionDefaults(t *testing.T) {
 		{name: "values trimmed", file: entry(`webhook_url: " http://127.0.0.1:3000/kafka "`), want: func(s *config.Subscription) {}},
 		{name: "regex only", file: entry("topics: []", `topic_regex: "orders-.*"`), want: func(s *config.Subscription) {
 			s.Topics, s.TopicRegex = []string{}, "orders-.*"
+		}},
+		// Batching is off unless max_records is given; then the other two
+		// take their defaults.
+		{name: "batch on with defaults", file: entry("batch: {max_records: 100}"), want: func(s *config.Subscription) {
+			s.Batch = config.Batch{MaxRecords: 100, MaxBytes: 1 << 20, MaxWait: 10 * time.Millisecond}
+		}},
+		{name: "batch with every key", file: entry("batch: {max_records: 10000, max_bytes: 67108864, max_wait: 1m}"), want: func(s *config.Subscription) {
+			s.Batch = config.Batch{MaxRecords: 10000, MaxBytes: 64 << 20, MaxWait: time.Minute}
+		}},
+		{name: "batch sent at once", file: entry("batch: {max_records: 1, max_bytes: 1, max_wait: 0s}"), want: func(s *config.Subscription) {
+			s.Batch = config.Batch{MaxRecords: 1, MaxBytes: 1, MaxWait: 0}
+		}},
+		{name: "batch null keeps it off", file: entry("batch:"), want: func(s *config.Subscription) {}},
+		{name: "batch empty keeps it off", file: entry("batch: {}"), want: func(s *config.Subscription) {}},
+		{name: "batch null keys keep defaults", file: entry("batch: {max_records: 5, max_bytes: ~, max_wait: null}"), want: func(s *config.Subscription) {
+			s.Batch = config.Batch{MaxRecords: 5, MaxBytes: 1 << 20, MaxWait: 10 * time.Millisecond}
 		}},
 		// The regex is anchored, so "orders" does not match "orders-dlq".
 		{name: "regex anchored against its DLQ", file: entry("topics: []", "topic_regex: orders", "dead_letter_topic: orders-dlq"), want: func(s *config.Subscription) {
@@ -191,10 +213,22 @@ func TestLoadShorthand(t *testing.T) {
 		want func(s *config.Subscription)
 	}{
 		{name: "env", want: func(s *config.Subscription) {}},
-		{name: "every option", env: env{"KBRIDGE_DEAD_LETTER_TOPIC": "app-dlq", "KBRIDGE_ORDERING": "partition", "KBRIDGE_MAX_IN_FLIGHT": "1", "KBRIDGE_MAX_CONCURRENCY": "5"},
+		{name: "every option", env: env{"KBRIDGE_DEAD_LETTER_TOPIC": "app-dlq", "KBRIDGE_ORDERING": "partition", "KBRIDGE_MAX_IN_FLIGHT": "1", "KBRIDGE_MAX_CONCURRENCY": "5",
+			"KBRIDGE_BATCH_MAX_RECORDS": "200", "KBRIDGE_BATCH_MAX_BYTES": "65536", "KBRIDGE_BATCH_MAX_WAIT": "25ms"},
 			want: func(s *config.Subscription) {
 				s.DeadLetterTopic, s.OnExhausted, s.MaxConcurrency = "app-dlq", "dead-letter", 5
+				s.Batch = config.Batch{MaxRecords: 200, MaxBytes: 64 << 10, MaxWait: 25 * time.Millisecond}
 			}},
+		{name: "batch on with defaults", env: env{"KBRIDGE_BATCH_MAX_RECORDS": "50"},
+			want: func(s *config.Subscription) {
+				s.Batch = config.Batch{MaxRecords: 50, MaxBytes: 1 << 20, MaxWait: 10 * time.Millisecond}
+			}},
+		{name: "batch flags win over env", args: []string{"--batch-max-records=7", "--batch-max-wait=0s"}, env: env{"KBRIDGE_BATCH_MAX_RECORDS": "50", "KBRIDGE_BATCH_MAX_WAIT": "1s"},
+			want: func(s *config.Subscription) {
+				s.Batch = config.Batch{MaxRecords: 7, MaxBytes: 1 << 20, MaxWait: 0}
+			}},
+		{name: "empty batch env is unset", env: env{"KBRIDGE_BATCH_MAX_RECORDS": "", "KBRIDGE_BATCH_MAX_BYTES": " "},
+			want: func(s *config.Subscription) {}},
 		{name: "flags win over env", args: []string{"--subscribe-topics=payments", "--group-id=other", "--webhook-url=http://127.0.0.1:9/x", "--max-concurrency=2"},
 			env: env{"KBRIDGE_MAX_CONCURRENCY": "7"},
 			want: func(s *config.Subscription) {
@@ -330,9 +364,15 @@ func TestLogValueSubscriptions(t *testing.T) {
 		t.Fatalf("decode log line: %v", err)
 	}
 	orders := entry.Config.Subscriptions["orders"]
-	for _, key := range []string{"name", "topics", "topic_regex", "webhook_url", "group_id", "ordering", "on_exhausted", "dead_letter_topic", "header_names"} {
+	for _, key := range []string{"name", "topics", "topic_regex", "webhook_url", "group_id", "ordering", "on_exhausted", "dead_letter_topic", "header_names", "batch"} {
 		if _, ok := orders[key]; !ok {
 			t.Errorf("logged subscription lacks %q: %v", key, orders)
+		}
+	}
+	batch, _ := orders["batch"].(map[string]any)
+	for _, key := range []string{"max_records", "max_bytes", "max_wait"} {
+		if _, ok := batch[key]; !ok {
+			t.Errorf("logged batch lacks %q: %v", key, orders["batch"])
 		}
 	}
 }

@@ -68,6 +68,7 @@ func (c Config) validateSubscriptions() []error {
 		s.validateWebhook(bad)
 		s.validateFlow(bad)
 		s.Retry.validate(bad)
+		s.Batch.validate(bad)
 		if j, dup := names[s.Name]; dup && s.Name != "" {
 			bad("name", "%q is also the name of subscriptions[%d]; names must be unique", s.Name, j)
 		} else {
@@ -295,5 +296,22 @@ func (r Retry) validate(bad complain) {
 	}
 	if r.MaxElapsed < 0 {
 		bad("retry.max_elapsed", "must be zero (no limit) or positive, got %s", r.MaxElapsed)
+	}
+}
+
+// validate checks a batch that is on; the zero value is off. The limits
+// are the bridge's, so that what passes here the bridge accepts.
+func (b Batch) validate(bad complain) {
+	if b == (Batch{}) {
+		return
+	}
+	if b.MaxRecords < 1 || b.MaxRecords > maxBatchRecords {
+		bad("batch.max_records", "must be from 1 to %d, got %d", maxBatchRecords, b.MaxRecords)
+	}
+	if b.MaxBytes < 1 || b.MaxBytes > maxBatchBytes {
+		bad("batch.max_bytes", "must be from 1 to %d (64 MiB), got %d", maxBatchBytes, b.MaxBytes)
+	}
+	if b.MaxWait < 0 || b.MaxWait > maxBatchWait {
+		bad("batch.max_wait", "must be from 0 (send at once what is there) to %s, got %s", maxBatchWait, b.MaxWait)
 	}
 }

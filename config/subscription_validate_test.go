@@ -26,6 +26,14 @@ func TestLoadRejectsSubscription(t *testing.T) {
 		{name: "not a list", file: "  orders: {}\n", wantErr: []string{"subscriptions: expected a list of subscriptions"}},
 		{name: "entry not a mapping", file: "  - orders\n", wantErr: []string{"subscriptions[0]: expected a mapping"}},
 		{name: "retry not a mapping", file: entry("retry: 3"), wantErr: []string{"subscriptions[0].retry: expected a mapping"}},
+		{name: "unknown batch key", file: entry("batch: {max_records: 10, max_recs: 3}"), wantErr: []string{`subscriptions[0].batch: unknown key "max_recs"`}},
+		{name: "batch not a mapping", file: entry("batch: 100"), wantErr: []string{"subscriptions[0].batch: expected a mapping"}},
+		{name: "batch records not a number", file: entry("batch: {max_records: many, max_bytes: 10}"), wantErr: []string{`subscriptions[0].batch.max_records: "many" is not an integer`}, notIn: "needs batch.max_records"},
+		{name: "batch wait not a duration", file: entry("batch: {max_records: 10, max_wait: 10}"), wantErr: []string{`subscriptions[0].batch.max_wait: "10" is not a duration`}, notIn: at + "batch.max_wait"},
+		{name: "batch bytes without records", file: entry("batch: {max_bytes: 4096}"), wantErr: []string{"subscriptions[0].batch.max_bytes: needs batch.max_records"}},
+		{name: "batch wait without records", file: entry("batch:", "  max_wait: 0s"), wantErr: []string{"subscriptions[0].batch.max_wait: needs batch.max_records", "(line 8)"}},
+		{name: "batch bytes and wait without records", file: entry("batch: {max_records: ~, max_bytes: 1, max_wait: 1s}"),
+			wantErr: []string{"subscriptions[0].batch.max_bytes: needs batch.max_records", "subscriptions[0].batch.max_wait: needs batch.max_records"}},
 		{name: "headers not a mapping", file: entry("headers: [a]"), wantErr: []string{"subscriptions[0].headers: expected a mapping"}},
 		{name: "topics a mapping", file: entry("topics: {a: 1}"), wantErr: []string{"subscriptions[0].topics: expected a list"}},
 		{name: "nested topic list", file: entry("topics: [[a]]"), wantErr: []string{"subscriptions[0].topics: expected a plain value"}},
@@ -102,6 +110,17 @@ func TestLoadRejectsSubscription(t *testing.T) {
 		{name: "zero window without partition", file: entry("ordering: none", "max_in_flight: 0"), wantErr: []string{at + "max_in_flight: must be at least 1, got 0"}},
 		{name: "zero concurrency", file: entry("max_concurrency: 0"), wantErr: []string{at + "max_concurrency: must be at least 1, got 0"}},
 
+		// Batches.
+		{name: "zero batch records", file: entry("batch: {max_records: 0}"), wantErr: []string{at + "batch.max_records: must be from 1 to 10000, got 0"}},
+		{name: "negative batch records", file: entry("batch: {max_records: -5}"), wantErr: []string{at + "batch.max_records: must be from 1 to 10000, got -5"}},
+		{name: "too many batch records", file: entry("batch: {max_records: 10001}"), wantErr: []string{at + "batch.max_records: must be from 1 to 10000, got 10001"}},
+		{name: "zero batch bytes", file: entry("batch: {max_records: 10, max_bytes: 0}"), wantErr: []string{at + "batch.max_bytes: must be from 1 to 67108864 (64 MiB), got 0"}},
+		{name: "too many batch bytes", file: entry("batch: {max_records: 10, max_bytes: 67108865}"), wantErr: []string{at + "batch.max_bytes: must be from 1 to 67108864 (64 MiB), got 67108865"}},
+		{name: "negative batch wait", file: entry("batch: {max_records: 10, max_wait: -1ms}"), wantErr: []string{at + "batch.max_wait: must be from 0 (send at once what is there) to 1m0s, got -1ms"}},
+		{name: "batch wait too long", file: entry("batch: {max_records: 10, max_wait: 61s}"), wantErr: []string{at + "batch.max_wait: must be from 0 (send at once what is there) to 1m0s, got 1m1s"}},
+		{name: "every batch problem at once", file: entry("batch: {max_records: 0, max_bytes: -1, max_wait: 2m}"),
+			wantErr: []string{at + "batch.max_records:", at + "batch.max_bytes:", at + "batch.max_wait:"}},
+
 		// The group settings.
 		{name: "zero session timeout", file: entry(), args: []string{"--session-timeout=0s"}, wantErr: []string{"session-timeout: must be positive, got 0s"}},
 		{name: "zero rebalance timeout", file: entry(), args: []string{"--rebalance-timeout=0s"}, wantErr: []string{"rebalance-timeout: must be positive, got 0s"}},
@@ -116,6 +135,8 @@ func TestLoadRejectsSubscription(t *testing.T) {
 			wantErr: []string{"subscriptions: use either the config file's subscriptions list or the one-subscription options (subscribe-topics, group-id), not both"}},
 		{name: "shorthand option and list", file: entry(), args: []string{"--webhook-url=http://127.0.0.1:1/"},
 			wantErr: []string{"subscriptions: use either", "(webhook-url)"}},
+		{name: "batch option and list", file: entry(), args: []string{"--batch-max-records=10"},
+			wantErr: []string{"subscriptions: use either", "(batch-max-records)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +176,16 @@ func TestLoadRejectsShorthand(t *testing.T) {
 		{name: "window with partition", args: []string{"--max-in-flight=5"}, wantErr: []string{"max-in-flight: must be 1 with ordering partition"}},
 		{name: "window not a number", args: []string{"--max-in-flight=many"}, wantErr: []string{`max-in-flight: "many" is not an integer`, "(from --max-in-flight)"}},
 		{name: "zero concurrency", env: env{"KBRIDGE_MAX_CONCURRENCY": "0"}, wantErr: []string{"max-concurrency: must be at least 1, got 0"}},
+		{name: "batch records out of range", env: env{"KBRIDGE_BATCH_MAX_RECORDS": "20000"}, wantErr: []string{"batch-max-records: must be from 1 to 10000, got 20000"}},
+		{name: "batch bytes out of range", env: env{"KBRIDGE_BATCH_MAX_RECORDS": "10", "KBRIDGE_BATCH_MAX_BYTES": "0"}, wantErr: []string{"batch-max-bytes: must be from 1 to 67108864"}},
+		{name: "batch wait negative", args: []string{"--batch-max-records=10", "--batch-max-wait=-5ms"}, wantErr: []string{"batch-max-wait: must be from 0", "got -5ms"}},
+		{name: "batch wait not a duration", env: env{"KBRIDGE_BATCH_MAX_RECORDS": "10", "KBRIDGE_BATCH_MAX_WAIT": "10"}, wantErr: []string{`batch-max-wait: "10" is not a duration`, "(from KBRIDGE_BATCH_MAX_WAIT)"}},
+		{name: "batch bytes without records", env: env{"KBRIDGE_BATCH_MAX_BYTES": "4096"},
+			wantErr: []string{"batch-max-bytes: needs batch-max-records (KBRIDGE_BATCH_MAX_RECORDS)"}},
+		{name: "batch wait without records, with another problem", env: env{"KBRIDGE_BATCH_MAX_WAIT": "5ms", "KBRIDGE_MAX_CONCURRENCY": "0"},
+			wantErr: []string{"batch-max-wait: needs batch-max-records", "max-concurrency: must be at least 1"}},
+		{name: "batch options without topics", env: env{"KBRIDGE_SUBSCRIBE_TOPICS": "", "KBRIDGE_WEBHOOK_URL": "", "KBRIDGE_GROUP_ID": "", "KBRIDGE_BATCH_MAX_RECORDS": "10"},
+			wantErr: []string{"batch-max-records: set, but subscribe-topics (KBRIDGE_SUBSCRIBE_TOPICS) is not"}},
 		{name: "rebalance shorter than an attempt", args: []string{"--rebalance-timeout=10s"},
 			wantErr: []string{"rebalance-timeout: must be longer than subscription attempt_timeout (30s), got 10s"}},
 		{name: "options without topics", env: env{"KBRIDGE_SUBSCRIBE_TOPICS": ""}, args: []string{"--ordering=partition"},
@@ -186,6 +217,7 @@ func TestValidateReportsEverySubscriptionProblem(t *testing.T) {
 	s.OnExhausted = "dead-letter"
 	s.Ordering = "keys"
 	s.MaxConcurrency = 0
+	s.Batch = config.Batch{MaxBytes: 1 << 20} // no MaxRecords
 	c.Subscriptions = []config.Subscription{s}
 
 	err := c.Validate()
@@ -193,9 +225,9 @@ func TestValidateReportsEverySubscriptionProblem(t *testing.T) {
 		"subscriptions[0] (orders).group_id: required", "subscriptions[0] (orders).topics: required",
 		"subscriptions[0] (orders).webhook_url: required", "on_exhausted: dead-letter needs",
 		"ordering:", "max_concurrency:", "retry.initial_backoff:", "retry.max_backoff:",
-		"retry.multiplier:", "retry.max_attempts:",
+		"retry.multiplier:", "retry.max_attempts:", "batch.max_records:",
 	)
-	if n := len(strings.Split(err.Error(), "\n")); n != 10 {
-		t.Errorf("Validate reported %d problems, want 10:\n%v", n, err)
+	if n := len(strings.Split(err.Error(), "\n")); n != 11 {
+		t.Errorf("Validate reported %d problems, want 11:\n%v", n, err)
 	}
 }

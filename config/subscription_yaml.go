@@ -95,6 +95,7 @@ var subscriptionKeys = map[string]func(d *yamlDecoder, where string, n *yaml.Nod
 	"ordering":             func(d *yamlDecoder, w string, n *yaml.Node, s *Subscription) { s.Ordering = d.str(w, n) },
 	"max_in_flight":        func(d *yamlDecoder, w string, n *yaml.Node, s *Subscription) { d.integer(w, n, &s.MaxInFlight) },
 	"max_concurrency":      func(d *yamlDecoder, w string, n *yaml.Node, s *Subscription) { d.integer(w, n, &s.MaxConcurrency) },
+	"batch":                func(d *yamlDecoder, w string, n *yaml.Node, s *Subscription) { s.Batch = d.batch(w, n) },
 }
 
 // retryKeys decodes each key of a subscription's retry mapping.
@@ -115,6 +116,55 @@ func (d *yamlDecoder) retry(where string, n *yaml.Node, r *Retry) {
 		}
 		return ok
 	})
+}
+
+// batchKeys decodes each key of a subscription's batch mapping.
+var batchKeys = map[string]func(d *yamlDecoder, where string, n *yaml.Node, b *Batch){
+	"max_records": func(d *yamlDecoder, w string, n *yaml.Node, b *Batch) { d.integer(w, n, &b.MaxRecords) },
+	"max_bytes":   func(d *yamlDecoder, w string, n *yaml.Node, b *Batch) { d.integer(w, n, &b.MaxBytes) },
+	"max_wait":    func(d *yamlDecoder, w string, n *yaml.Node, b *Batch) { d.duration(w, n, &b.MaxWait) },
+}
+
+// batch decodes a subscription's batch mapping. Only max_records turns
+// batching on, so max_bytes or max_wait without it would be ignored: that
+// is reported instead. A key whose value does not parse is reported once,
+// not again by validation: it takes its default, and a max_records that
+// does not parse leaves batching off.
+func (d *yamlDecoder) batch(where string, n *yaml.Node) Batch {
+	var b Batch
+	given := map[string]*yaml.Node{} // the keys given and parsed
+	records := false                 // max_records given, parsed or not
+	d.mapping(where, n, func(key string, v *yaml.Node) bool {
+		decode, ok := batchKeys[key]
+		if ok && !isNull(resolve(v)) {
+			before := len(d.errs)
+			decode(d, where+"."+key, v, &b)
+			if len(d.errs) == before {
+				given[key] = v
+			}
+			records = records || key == "max_records"
+		}
+		return ok
+	})
+	switch {
+	case given["max_records"] != nil:
+	case records:
+		return Batch{}
+	default:
+		for _, key := range []string{"max_bytes", "max_wait"} {
+			if v := given[key]; v != nil {
+				d.fail(where+"."+key, v, "needs batch.max_records, which turns batching on; without it records go one per request")
+			}
+		}
+		return Batch{}
+	}
+	if given["max_bytes"] == nil {
+		b.MaxBytes = DefaultBatchMaxBytes
+	}
+	if given["max_wait"] == nil {
+		b.MaxWait = DefaultBatchMaxWait
+	}
+	return b
 }
 
 // mapping calls each for every key of the mapping n in document order;
