@@ -541,3 +541,37 @@ func TestDeliverOrderingKeyFromEnv(t *testing.T) {
 		last[k] = d.Offset
 	}
 }
+
+// TestDeliverBatchFromEnv: KBRIDGE_BATCH_MAX_RECORDS reaches the consumer:
+// the webhook gets CloudEvents batches of at most that many events, and
+// every record is delivered and committed.
+func TestDeliverBatchFromEnv(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 2)
+	hook := bridgetest.NewWebhook(t, nil)
+	env, group := subscriptionEnv(t, cluster, topic, hook.URL, "KBRIDGE_BATCH_MAX_RECORDS", "25", "KBRIDGE_BATCH_MAX_WAIT", "50ms")
+	var recs []*kgo.Record
+	for i := range 300 {
+		recs = append(recs, &kgo.Record{Partition: int32(i % 2), Value: []byte(`{"n":` + strconv.Itoa(i) + `}`),
+			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}})
+	}
+	cluster.Produce(t, topic, recs...)
+	kb := start(t, env)
+	kb.waitReady(t)
+
+	hook.WaitAcked(t, len(recs), time.Minute)
+	waitCommitted(t, cluster, group, topic, map[int32]int64{0: 150, 1: 150})
+	largest := 0
+	for _, d := range hook.Deliveries() {
+		if d.Batch == 0 || d.Batch > 25 {
+			t.Fatalf("offset %d came in a request of %d events, want a batch of 1..25", d.Offset, d.Batch)
+		}
+		largest = max(largest, d.Batch)
+		if !json.Valid(d.Body) || !strings.HasPrefix(string(d.Body), `{"n":`) {
+			t.Fatalf("offset %d: data %q, want the JSON value verbatim", d.Offset, d.Body)
+		}
+	}
+	if largest < 2 {
+		t.Errorf("every batch held one event: a backlog should fill them")
+	}
+}
