@@ -3,7 +3,6 @@ package bridge
 import (
 	"cmp"
 	"encoding/base64"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -50,8 +49,8 @@ var reservedMembers = map[string]bool{
 //     source kafka:<topic>, the subscription's type and the record's time.
 //   - datacontenttype: the record's content-type, else the subscription's
 //     default. A value whose content type is JSON (application/json or any
-//     +json) and which is valid JSON travels as data, verbatim; any other
-//     value as data_base64. An empty value has neither.
+//     +json) and which is valid JSON (in UTF-8) travels as data, verbatim;
+//     any other value as data_base64. An empty value has neither.
 //   - Extensions: idempotencykey, kafkatopic, kafkapartition (an integer),
 //     kafkaoffset, kafkatimestamp (milliseconds) and kafkatimestamptype,
 //     kafkakey (percent-encoded as in the Kafka-Key header; absent for a
@@ -124,7 +123,7 @@ func AppendBatchEvent(dst []byte, rec *kgo.Record, attempt int, s WebhookRequest
 	dst = appendRawMember(dst, extAttempt, strconv.Itoa(attempt))
 	switch {
 	case len(rec.Value) == 0:
-	case isJSONMediaType(contentType) && json.Valid(rec.Value):
+	case isJSONMediaType(contentType) && validJSON(rec.Value):
 		dst = append(dst, `,"data":`...)
 		dst = append(dst, rec.Value...)
 	default:
