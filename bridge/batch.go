@@ -75,6 +75,11 @@ func (b *batcher) stop() {
 // ends before the verdict: the records are then not done.
 func (b *batcher) submit(p *batchPart, quit <-chan struct{}) ([]eventOutcome, bool) {
 	select {
+	case <-quit: // stopped: select would pick at random between ready cases
+		return nil, false
+	default:
+	}
+	select {
 	case b.in <- p:
 	case <-quit:
 		return nil, false
