@@ -5,4 +5,7 @@
 #
 #   bench/deliver.sh -records 100000 -rounds 3
 #   bench/deliver.sh -scenario ordering        # scenario 5: ordering key against partition
+#   bench/deliver.sh -scenario batch           # scenarios 4, 6, 7: plain client, kbridge single and batched
+#   bench/deliver.sh -scenario lagging         # one partition of four with a backlog
+#   bench/deliver.sh -scenario idle            # scenario 8: RSS and CPU of an idle kbridge
 exec "$(dirname "$0")/run.sh" deliver "$@"

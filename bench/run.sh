@@ -7,6 +7,10 @@
 #   bench/run.sh publish -duration 8s -rounds 3
 #   bench/run.sh deliver -records 100000 -rounds 3
 #   bench/run.sh deliver -scenario ordering     # scenario 5: ordering key against partition
+#   bench/run.sh deliver -scenario batch        # scenarios 4, 6, 7: plain client, kbridge single, kbridge batched
+#   bench/run.sh deliver -scenario lagging      # one partition of four with a backlog
+#   bench/run.sh deliver -scenario idle         # scenario 8: RSS and CPU of an idle kbridge
+# bench/results.sh runs all of them and writes bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in

@@ -13,7 +13,7 @@ import (
 )
 
 // baseline delivers the backlog without Kafka: a plain Go http.Client with
-// one goroutine per partition, each POSTing its partition's records in
+// one goroutine per partition holding the backlog, each POSTing its partition's records in
 // offset order, one request in flight at a time — the concurrency kbridge
 // uses with ordering "partition" (max_in_flight 1). It sends the bodies of
 // the backlog and only the headers the webhook tallies by; kbridge's
@@ -28,8 +28,8 @@ type baseline struct {
 func newBaseline(o options, url string, values *benchkit.ValuePool) *baseline {
 	// An idle connection kept for each goroutine, as kbridge's webhook
 	// client keeps one for each request it may have in flight.
-	return &baseline{partitions: o.Partitions, records: o.records, keys: o.keys, url: url, values: values,
-		client: benchkit.KeepAliveClient(o.Partitions)}
+	return &baseline{partitions: o.loaded(), records: o.records, keys: o.keys, url: url, values: values,
+		client: benchkit.KeepAliveClient(o.loaded())}
 }
 
 func (b *baseline) close() { b.client.CloseIdleConnections() }

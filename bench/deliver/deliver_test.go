@@ -54,7 +54,7 @@ func TestGapsKeepTheLongestAndTheStalls(t *testing.T) {
 // The baseline against the webhook, in this process: every record is
 // acknowledged once, and the sample says so.
 func TestBaselineDeliversTheBacklogOnce(t *testing.T) {
-	hook, err := startWebhook(0)
+	hook, err := startWebhook(0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestBaselineDeliversTheBacklogOnce(t *testing.T) {
 }
 
 func TestWebhookCountsMalformedRequestsAndAnswers200(t *testing.T) {
-	hook, err := startWebhook(0)
+	hook, err := startWebhook(0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +102,13 @@ func TestReportRatioIsMedianOfRounds(t *testing.T) {
 		return sample{kbridge: kbridge, records: 100_000, first: 10 * time.Millisecond, elapsed: elapsed,
 			kbridgeCPU: 2 * time.Second, hwmKiB: 40 << 10}
 	}
-	rep := &report{o: options{Common: benchkit.Common{Partitions: 12, Rounds: 3}, records: 100_000}, rounds: []round{
+	rep := &report{o: options{Common: benchkit.Common{Partitions: 12, Rounds: 3}, scenario: scenarioDelivery, records: 100_000}, rounds: []round{
 		{side(false, 10*time.Second), side(true, 20*time.Second)}, // 0.5
 		{side(false, 5*time.Second), side(true, 20*time.Second)},  // 0.25
 		{side(false, 10*time.Second), sample{failed: errors.New("boom")}},
 	}}
-	_, kb, ratio := rep.rows()
+	rows, ratio := rep.rows(), rep.ratioOf(comparison{1, 0})
+	kb := rows[1]
 	if want := 0.375; ratio != want {
 		t.Errorf("ratio %v, want %v", ratio, want)
 	}
@@ -178,7 +179,7 @@ func TestTallyChecksOrderWithinEachKey(t *testing.T) {
 
 func TestWebhookAnswersAfterItsDelay(t *testing.T) {
 	const delay = 30 * time.Millisecond
-	hook, err := startWebhook(delay)
+	hook, err := startWebhook(delay, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +206,9 @@ func TestOrderingScenarioDefaultsAndSides(t *testing.T) {
 	if o.Partitions != 1 || o.records != 500 || o.keys != 1000 || o.webhookDelay != 5*time.Millisecond || o.maxInFlight != 100 {
 		t.Errorf("ordering defaults: %+v", o)
 	}
-	base, measured := o.sides()
-	if !base.kbridge || !measured.kbridge || !slices.Contains(base.env, "KBRIDGE_ORDERING=partition") ||
+	sides := o.sides()
+	base, measured := sides[0], sides[1]
+	if len(sides) != 2 || !base.kbridge || !measured.kbridge || !slices.Contains(base.env, "KBRIDGE_ORDERING=partition") ||
 		!slices.Equal(measured.env, []string{"KBRIDGE_ORDERING=key", "KBRIDGE_MAX_IN_FLIGHT=100", "KBRIDGE_MAX_CONCURRENCY=100"}) {
 		t.Errorf("sides %+v, %+v", base, measured)
 	}

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,12 +28,15 @@ type sample struct {
 	firstErr   error
 	gaps       gaps
 	peak       int // most requests in the webhook at once
+	requests   int // requests the webhook tallied
+	events     int // records they carried
 }
 
 // tallied copies t's counts into s, with times from start.
 func (s *sample) tallied(t *tally, start time.Time) {
 	c := t.snapshot()
 	s.records, s.dups, s.errs, s.firstErr, s.gaps, s.peak = t.records, c.dups, c.errs, c.firstErr, c.gaps, c.peak
+	s.requests, s.events = c.requests, c.events
 	if !c.first.IsZero() {
 		s.first = c.first.Sub(start)
 	}
@@ -49,29 +54,37 @@ func (s sample) steadyRate() float64 {
 	return float64(s.records-1) / max(s.elapsed-s.first, time.Microsecond).Seconds()
 }
 
+// perRequest is the mean number of records in a webhook request.
+func (s sample) perRequest() float64 {
+	if s.requests == 0 {
+		return 0
+	}
+	return float64(s.events) / float64(s.requests)
+}
+
 // gapText is the longest pause of a partition, and where.
 func (s sample) gapText() string {
 	return fmt.Sprintf("%s (partition %d; %d gaps ≥%s, %s in all)",
 		benchkit.FmtDur(s.gaps.longest), s.gaps.longestPartition, s.gaps.stalls, stallGap, benchkit.FmtDur(s.gaps.stalledFor))
 }
 
-// round is one round's two sides (see options.sides): the baseline, and
-// the one measured against it.
-type round struct{ baseline, measured sample }
+// round is one round's samples, one per side of the scenario (see
+// options.sides), in order.
+type round []sample
 
-// ratio is the measured side's records/s over the baseline's in the round;
-// 0 if either failed.
-func (r round) ratio() float64 { return r.ratioOf(sample.rate) }
+// ratio is side c.num's records/s over side c.den's in the round; 0 if
+// either failed.
+func (r round) ratio(c comparison) float64 { return r.ratioOf(c, sample.rate) }
 
 // steadyRatio is ratio with each side's time to its first delivery left
 // out.
-func (r round) steadyRatio() float64 { return r.ratioOf(sample.steadyRate) }
+func (r round) steadyRatio(c comparison) float64 { return r.ratioOf(c, sample.steadyRate) }
 
-func (r round) ratioOf(rate func(sample) float64) float64 {
-	if r.baseline.failed != nil || r.measured.failed != nil {
+func (r round) ratioOf(c comparison, rate func(sample) float64) float64 {
+	if c.num >= len(r) || c.den >= len(r) || r[c.num].failed != nil || r[c.den].failed != nil {
 		return 0
 	}
-	return rate(r.measured) / rate(r.baseline)
+	return rate(r[c.num]) / rate(r[c.den])
 }
 
 type report struct {
@@ -86,7 +99,7 @@ type report struct {
 func (rep *report) failed() error {
 	n := 0
 	for _, r := range rep.rounds {
-		for _, s := range []sample{r.baseline, r.measured} {
+		for _, s := range r {
 			if s.failed != nil || s.errs > 0 {
 				n++
 			}
@@ -101,22 +114,27 @@ func (rep *report) failed() error {
 // row is one side's medians over the rounds it did not fail.
 type row struct {
 	name                     string
+	short                    string
 	kbridge                  bool
 	rate, spread, steadyRate float64
 	first, ready, longestGap time.Duration
-	kbridgeCPU, selfCPU      float64 // seconds per 100,000 records
-	hwmKiB                   int64
+	maxReady, maxGap         time.Duration
+	stalls                   int           // median of the rounds' gaps of stallGap or more
+	stalledFor               time.Duration // median of their sums
+	kbridgeCPU, selfCPU      float64       // seconds per 100,000 records
+	hwmKiB, maxHWMKiB        int64
 	hostBusy                 float64
+	perRequest               float64 // records per webhook request
 	dups, errs               int64
 	failed                   int
 	firstErr                 error
 }
 
 func summarize(sd side, ss []sample) row {
-	r := row{name: sd.label, kbridge: sd.kbridge}
-	var rates, steady, kbCPU, selfCPU, busy []float64
-	var first, ready, longest []time.Duration
-	var hwm []int64
+	r := row{name: sd.label, short: sd.short, kbridge: sd.kbridge}
+	var rates, steady, kbCPU, selfCPU, busy, perReq []float64
+	var first, ready, longest, stalledFor []time.Duration
+	var hwm, stalls []int64
 	for _, s := range ss {
 		r.dups += s.dups
 		r.errs += s.errs
@@ -127,26 +145,35 @@ func summarize(sd side, ss []sample) row {
 		}
 		rates, steady = append(rates, s.rate()), append(steady, s.steadyRate())
 		first, ready, longest = append(first, s.first), append(ready, s.ready), append(longest, s.gaps.longest)
+		stalls, stalledFor = append(stalls, int64(s.gaps.stalls)), append(stalledFor, s.gaps.stalledFor)
 		kbCPU = append(kbCPU, benchkit.Per100k(s.kbridgeCPU, int64(s.records)))
 		selfCPU = append(selfCPU, benchkit.Per100k(s.selfCPU, int64(s.records)))
 		hwm, busy = append(hwm, s.hwmKiB), append(busy, s.hostBusy)
+		perReq = append(perReq, s.perRequest())
+		r.maxReady, r.maxGap, r.maxHWMKiB = max(r.maxReady, s.ready), max(r.maxGap, s.gaps.longest), max(r.maxHWMKiB, s.hwmKiB)
 	}
 	r.rate, r.spread, r.steadyRate = benchkit.Median(rates), benchkit.Spread(rates), benchkit.Median(steady)
 	r.first, r.ready, r.longestGap = benchkit.Median(first), benchkit.Median(ready), benchkit.Median(longest)
+	r.stalls, r.stalledFor = int(benchkit.Median(stalls)), benchkit.Median(stalledFor)
 	r.kbridgeCPU, r.selfCPU = benchkit.Median(kbCPU), benchkit.Median(selfCPU)
-	r.hwmKiB, r.hostBusy = benchkit.Median(hwm), benchkit.Median(busy)
+	r.hwmKiB, r.hostBusy, r.perRequest = benchkit.Median(hwm), benchkit.Median(busy), benchkit.Median(perReq)
 	return r
 }
 
-// rows are the baseline's and the measured side's rows, and the median of
-// the rounds' ratios.
-func (rep *report) rows() (base, measured row, ratio float64) {
-	var bs, ms []sample
-	for _, r := range rep.rounds {
-		bs, ms = append(bs, r.baseline), append(ms, r.measured)
+// rows are each side's row, in the order of the sides.
+func (rep *report) rows() []row {
+	sides := rep.o.sides()
+	rows := make([]row, len(sides))
+	for i, sd := range sides {
+		var ss []sample
+		for _, r := range rep.rounds {
+			if i < len(r) {
+				ss = append(ss, r[i])
+			}
+		}
+		rows[i] = summarize(sd, ss)
 	}
-	baseSide, measuredSide := rep.o.sides()
-	return summarize(baseSide, bs), summarize(measuredSide, ms), rep.medianRatio(round.ratio)
+	return rows
 }
 
 // medianRatio is the median of ratio over the rounds where neither side
@@ -161,77 +188,215 @@ func (rep *report) medianRatio(ratio func(round) float64) float64 {
 	return benchkit.Median(ratios)
 }
 
+// ratioOf is the median over the rounds of c's ratio.
+func (rep *report) ratioOf(c comparison) float64 {
+	return rep.medianRatio(func(r round) float64 { return r.ratio(c) })
+}
+
+// steadyRatioOf is the median over the rounds of c's ratio after each
+// side's first delivery.
+func (rep *report) steadyRatioOf(c comparison) float64 {
+	return rep.medianRatio(func(r round) float64 { return r.steadyRatio(c) })
+}
+
+// ratioName is "num/den" by the sides' short names.
+func ratioName(sides []side, c comparison) string {
+	return sides[c.num].short + "/" + sides[c.den].short
+}
+
 func (rep *report) write(w io.Writer) {
 	o := rep.o
-	baseSide, measuredSide := o.sides()
-	base, measured, ratio := rep.rows()
-	fmt.Fprintf(w, "## kbridge delivery benchmark\n\n")
+	sides, comps := o.sides(), o.comparisons()
+	rows := rep.rows()
+	batched := slices.ContainsFunc(sides, func(s side) bool { return s.short == "batched" })
+	fmt.Fprintf(w, "## kbridge delivery benchmark (-scenario %s)\n\n", o.scenario)
 	fmt.Fprintf(w, "- date: %s\n", rep.date.Format(time.RFC3339))
 	fmt.Fprintf(w, "- machine: %s\n", benchkit.Machine())
 	fmt.Fprintf(w, "- broker: %s (its own process); topic %s: %d partitions, replication 1\n", strings.Join(o.Brokers, ","), rep.topic, o.Partitions)
-	fmt.Fprintf(w, "- backlog: %d records of %d-byte JSON values, %s, record i in partition i%%%d, %s\n",
-		o.records, o.ValueSize, rep.keyText(), o.Partitions, rep.backlogText())
-	when, settings := kbridgeText(baseSide, measuredSide)
+	fmt.Fprintf(w, "- backlog: %d records of %d-byte JSON values, %s, record i in partition i%%%d%s, %s\n",
+		o.records, o.ValueSize, rep.keyText(), o.loaded(), rep.emptyText(), rep.backlogText())
+	when, settings := kbridgeText(sides)
 	fmt.Fprintf(w, "- kbridge (%s%s): started anew %s with one subscription to the webhook and a new group id "+
 		"(start at earliest, %s); SIGTERM once every record was acknowledged\n", o.KbridgeBin, o.ExtraFlags(), when, settings)
-	fmt.Fprintf(w, "- webhook: Go net/http server in the benchmark; answers 200 %s; counts distinct (Kafka-Partition, Kafka-Offset)\n", rep.answerText())
-	if !baseSide.kbridge {
+	fmt.Fprintf(w, "- webhook: Go net/http server in the benchmark; answers 200 %s; counts distinct (Kafka-Partition, Kafka-Offset)%s\n", rep.answerText(), batchText(batched, o.validateBatches))
+	if !sides[0].kbridge {
 		fmt.Fprintf(w, "- baseline: Go http.Client (keep-alive), one goroutine per partition POSTing its records in order, the same bodies to the same webhook\n")
 	}
-	fmt.Fprintf(w, "- each row: median of %d rounds; a round runs %s, then %s; ratio: median of the rounds' %s/%s\n\n",
-		o.Rounds, theSide(baseSide), theSide(measuredSide), measuredSide.short, baseSide.short)
-	fmt.Fprintf(w, "| side | records/s | spread | ratio %s/%s | first delivery | records/s after 1st delivery | longest pause of a partition | kbridge ready | kbridge CPU s/100k | bench CPU s/100k | kbridge peak RSS | host CPU busy | duplicates | errors |\n",
-		measuredSide.short, baseSide.short)
+	var names []string
+	for _, c := range comps {
+		names = append(names, ratioName(sides, c))
+	}
+	fmt.Fprintf(w, "- each row: median of %d rounds; a round runs %s; %s: median of the rounds' %s\n\n",
+		o.Rounds, sideList(sides), plural("ratio", len(comps)), andList(names))
+
+	ratioHead := "ratio " + ratioName(sides, comparison{1, 0})
+	if len(sides) > 2 {
+		ratioHead = "ratio to " + sides[0].short
+	}
+	fmt.Fprintf(w, "| side | records/s | spread | %s | first delivery | records/s after 1st delivery | longest pause of a partition | kbridge ready | kbridge CPU s/100k | bench CPU s/100k | kbridge peak RSS | host CPU busy | duplicates | errors |\n", ratioHead)
 	fmt.Fprintln(w, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for i, r := range []row{base, measured} {
+	for i, r := range rows {
 		rowRatio := 0.0
-		if i == 1 {
-			rowRatio = ratio
+		if i > 0 {
+			rowRatio = rep.ratioOf(comparison{i, 0})
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f%% | %s | %s | %.0f | %s | %s | %s | %.2f | %s | %.0f%% | %d | %s |\n",
 			r.name, r.rate, r.spread*100, ratioText(rowRatio), benchkit.FmtDur(r.first), r.steadyRate, benchkit.FmtDur(r.longestGap), r.kbridgeOnly(benchkit.FmtDur(r.ready)),
 			r.kbridgeOnly(fmt.Sprintf("%.2f", r.kbridgeCPU)), r.selfCPU, r.kbridgeOnly(benchkit.FmtKiB(r.hwmKiB)), r.hostBusy*100, r.dups, r.errorsText())
 	}
-	b, m := baseSide.short, measuredSide.short
-	fmt.Fprintf(w, "\n| round | %s records/s | %s records/s | ratio | %s first delivery | %s longest pause | %s CPU s/100k | %s peak RSS |\n", b, m, m, m, m, m)
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for i, r := range rep.rounds {
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s |\n", i+1, rateText(r.baseline), rateText(r.measured), ratioText(r.ratio()), r.measured.detail())
+	rep.writeRounds(w, sides, comps)
+
+	fmt.Fprintln(w)
+	for _, c := range comps {
+		if c.den != 0 {
+			fmt.Fprintf(w, "ratio %s of records/s: %s (median of the rounds)\n", ratioName(sides, c), ratioText(rep.ratioOf(c)))
+		}
 	}
-	if baseSide.kbridge {
-		// Both sides pay kbridge's start-up, group join and first fetch,
-		// which weigh more on the faster side.
-		fmt.Fprintf(w, "\nratio %s/%s of records/s after each side's first delivery: %s (median of the rounds)\n", m, b, ratioText(rep.medianRatio(round.steadyRatio)))
-		basePeak, measuredPeak := rep.peaks()
-		fmt.Fprintf(w, "most requests in the webhook at once, over the rounds: %s %d, %s %d\n", b, basePeak, m, measuredPeak)
+	for _, c := range comps {
+		if sides[c.num].kbridge && sides[c.den].kbridge {
+			// Both sides pay kbridge's start-up, group join and first fetch,
+			// which weigh more on the faster side.
+			fmt.Fprintf(w, "ratio %s of records/s after each side's first delivery: %s (median of the rounds)\n", ratioName(sides, c), ratioText(rep.steadyRatioOf(c)))
+		}
 	}
+	peaks := rep.peaks()
+	var peakTexts, perReq, stalls []string
+	for i, sd := range sides {
+		peakTexts = append(peakTexts, fmt.Sprintf("%s %d", sd.short, peaks[i]))
+		perReq = append(perReq, fmt.Sprintf("%s %.1f", sd.short, rows[i].perRequest))
+		stalls = append(stalls, fmt.Sprintf("%s %d (%s in all)", sd.short, rows[i].stalls, benchkit.FmtDur(rows[i].stalledFor)))
+	}
+	fmt.Fprintf(w, "most requests in the webhook at once, over the rounds: %s\n", strings.Join(peakTexts, ", "))
+	if batched {
+		fmt.Fprintf(w, "records per webhook request (mean of a round, median of the rounds): %s\n", strings.Join(perReq, ", "))
+	}
+	fmt.Fprintf(w, "pauses of a partition of %s or more (median of the rounds): %s\n", stallGap, strings.Join(stalls, ", "))
 	fmt.Fprintf(w, "\nTimes count from kbridge's process start (the baseline's first request). spread: (max-min)/median of the rounds' records/s.\n"+
 		"kbridge CPU: utime+stime of the kbridge process, start-up included. bench CPU: this process (the webhook, and the baseline's client).\n"+
-		"longest pause of a partition: the longest time between two successive acknowledgements of one partition; with one record in flight\n"+
+		"longest pause of a partition: the longest time between two successive acknowledgements of one partition; with one record (or batch) in flight\n"+
 		"per partition and a webhook that answers at once, a long one is kbridge waiting for a fetch.\n"+
 		"kbridge peak RSS: VmHWM. host CPU busy: all CPUs, broker, kbridge and benchmark together. duplicates: records acknowledged more than once.\n")
-	for _, r := range []row{base, measured} {
+	for _, r := range rows {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "\nfirst error of %q: %v\n", r.name, r.firstErr)
 		}
 	}
 }
 
-// peaks are the most requests the webhook had at once from each side, over
-// the rounds: what kbridge really kept in flight.
-func (rep *report) peaks() (base, measured int) {
-	for _, r := range rep.rounds {
-		base, measured = max(base, r.baseline.peak), max(measured, r.measured.peak)
+// writeRounds writes the per-round table: each side's records/s, each
+// ratio, and the first delivery, longest pause, CPU and peak RSS of each
+// kbridge side but the first.
+func (rep *report) writeRounds(w io.Writer, sides []side, comps []comparison) {
+	head := []string{"round"}
+	for _, sd := range sides {
+		head = append(head, sd.short+" records/s")
 	}
-	return base, measured
+	for _, c := range comps {
+		if len(comps) == 1 {
+			head = append(head, "ratio")
+		} else {
+			head = append(head, ratioName(sides, c))
+		}
+	}
+	var detailed []int
+	for i, sd := range sides[1:] {
+		if sd.kbridge {
+			detailed = append(detailed, i+1)
+			m := sd.short
+			head = append(head, m+" first delivery", m+" longest pause", m+" CPU s/100k", m+" peak RSS")
+		}
+	}
+	fmt.Fprintf(w, "\n| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---:|", len(head)))
+	for i, r := range rep.rounds {
+		cells := []string{strconv.Itoa(i + 1)}
+		for _, s := range r {
+			cells = append(cells, rateText(s))
+		}
+		for _, c := range comps {
+			cells = append(cells, ratioText(r.ratio(c)))
+		}
+		for _, k := range detailed {
+			if k < len(r) {
+				cells = append(cells, r[k].detail())
+			}
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
 }
 
-// theSide names a side in the header's prose.
-func theSide(s side) string {
-	if !s.kbridge {
-		return "the baseline"
+// peaks are the most requests the webhook had at once from each side, over
+// the rounds: what kbridge really kept in flight.
+func (rep *report) peaks() []int {
+	peaks := make([]int, len(rep.o.sides()))
+	for _, r := range rep.rounds {
+		for i, s := range r {
+			if i < len(peaks) {
+				peaks[i] = max(peaks[i], s.peak)
+			}
+		}
 	}
-	return s.short
+	return peaks
+}
+
+// metrics are the run's key figures by name, for bench/results.sh: per
+// side <short>.<figure>, per comparison ratio.<num>/<den>, and over every
+// kbridge start, ready_ms_max.
+func (rep *report) metrics() map[string]float64 {
+	sides := rep.o.sides()
+	m := map[string]float64{"records": float64(rep.o.records), "rounds": float64(len(rep.rounds))}
+	var readyMax time.Duration
+	for _, r := range rep.rows() {
+		p := r.short + "."
+		m[p+"records_per_s"], m[p+"spread"] = r.rate, r.spread
+		m[p+"records_per_s_after_first"] = r.steadyRate
+		m[p+"first_delivery_ms"] = benchkit.Millis(r.first)
+		m[p+"longest_pause_ms"], m[p+"longest_pause_ms_max"] = benchkit.Millis(r.longestGap), benchkit.Millis(r.maxGap)
+		m[p+"pauses_10ms"] = float64(r.stalls)
+		m[p+"bench_cpu_s_per_100k"] = r.selfCPU
+		m[p+"records_per_request"] = r.perRequest
+		m[p+"errors"], m[p+"failed_rounds"], m[p+"duplicates"] = float64(r.errs), float64(r.failed), float64(r.dups)
+		if r.kbridge {
+			m[p+"ready_ms"], m[p+"ready_ms_max"] = benchkit.Millis(r.ready), benchkit.Millis(r.maxReady)
+			m[p+"cpu_s_per_100k"] = r.kbridgeCPU
+			m[p+"peak_rss_mib"], m[p+"peak_rss_mib_max"] = benchkit.MiB(r.hwmKiB), benchkit.MiB(r.maxHWMKiB)
+			readyMax = max(readyMax, r.maxReady)
+		}
+	}
+	for _, c := range rep.o.comparisons() {
+		m["ratio."+ratioName(sides, c)] = rep.ratioOf(c)
+		m["ratio_after_first."+ratioName(sides, c)] = rep.steadyRatioOf(c)
+	}
+	m["ready_ms_max"] = benchkit.Millis(readyMax)
+	return m
+}
+
+// sideList names the sides in the header's prose: "the baseline, then
+// single, then batched".
+func sideList(sides []side) string {
+	var names []string
+	for _, s := range sides {
+		if s.kbridge {
+			names = append(names, s.short)
+		} else {
+			names = append(names, "the baseline")
+		}
+	}
+	return strings.Join(names, ", then ")
+}
+
+// andList joins "a", "b" and "c" as "a, b and c".
+func andList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
+}
+
+func plural(word string, n int) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func (rep *report) keyText() string {
@@ -241,12 +406,40 @@ func (rep *report) keyText() string {
 	return fmt.Sprintf("key i%%%d (decimal text)", rep.o.keys)
 }
 
-// kbridgeText says when kbridge starts, and with what settings.
-func kbridgeText(base, measured side) (when, settings string) {
-	if !base.kbridge {
-		return "in each round", measured.setting
+// emptyText says which partitions hold no backlog.
+func (rep *report) emptyText() string {
+	if n := rep.o.Partitions - rep.o.loaded(); n > 0 {
+		return fmt.Sprintf(" (the other %d partition(s) empty)", n)
 	}
-	return "for each side of each round", base.short + ": " + base.setting + "; " + measured.short + ": " + measured.setting
+	return ""
+}
+
+// kbridgeText says when kbridge starts, and with what settings.
+func kbridgeText(sides []side) (when, settings string) {
+	var ks []side
+	for _, s := range sides {
+		if s.kbridge {
+			ks = append(ks, s)
+		}
+	}
+	if len(ks) == 1 {
+		return "in each round", ks[0].setting
+	}
+	var parts []string
+	for _, s := range ks {
+		parts = append(parts, s.short+": "+s.setting)
+	}
+	return "for each kbridge side of each round", strings.Join(parts, "; ")
+}
+
+func batchText(batched, validate bool) string {
+	if !batched {
+		return ""
+	}
+	if validate {
+		return ", or of a batch request each event's (kafkapartition, kafkaoffset), the body checked with json.Valid too"
+	}
+	return ", or of a batch request each event's (kafkapartition, kafkaoffset), read by a scanner of the body's top level"
 }
 
 func (rep *report) answerText() string {
@@ -278,7 +471,8 @@ func (r row) errorsText() string {
 	return fmt.Sprint(r.errs)
 }
 
-// detail is kbridge's first delivery, CPU and peak RSS, as table cells.
+// detail is kbridge's first delivery, longest pause, CPU and peak RSS, as
+// table cells.
 func (s sample) detail() string {
 	if s.failed != nil {
 		return "— | — | — | —"

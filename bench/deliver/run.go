@@ -19,12 +19,14 @@ import (
 const backlogLinger = time.Minute
 
 // run creates the topic and fills it with the backlog, starts the webhook,
-// and measures the baseline and kbridge in each round. It deletes the topic
-// and the rounds' consumer groups at the end, unless -keep-topics.
+// and measures each side of the scenario (options.sides) in each round. It
+// deletes the topic and the rounds' consumer groups at the end, unless
+// -keep-topics.
 func run(ctx context.Context, o options, progress io.Writer) (rep *report, err error) {
 	values := benchkit.NewValuePool(o.ValueSize)
-	// Record i goes to partition i%partitions, explicitly: every partition
-	// holds the same share, and the webhook knows where each record is.
+	// Record i goes to partition i%loaded, explicitly: every partition of
+	// the backlog holds the same share, and the webhook knows where each
+	// record is.
 	// Batches are cut only when full (-batch-bytes), never by time (the
 	// linger outlasts producing, Flush sends the last ones) nor by a full
 	// buffer (it holds the whole backlog): the backlog lies in the log the
@@ -50,7 +52,7 @@ func run(ctx context.Context, o options, progress io.Writer) (rep *report, err e
 		}
 	}()
 
-	hook, err := startWebhook(o.webhookDelay)
+	hook, err := startWebhook(o.webhookDelay, o.validateBatches)
 	if err != nil {
 		return nil, err
 	}
@@ -59,24 +61,21 @@ func run(ctx context.Context, o options, progress io.Writer) (rep *report, err e
 	defer base.close()
 
 	rep = &report{o: o, date: time.Now(), topic: topic, produced: produced}
-	baseSide, measuredSide := o.sides()
+	sides := o.sides()
 	for i := range o.Rounds {
-		var r round
-		for _, m := range []struct {
-			side side
-			s    *sample
-		}{{baseSide, &r.baseline}, {measuredSide, &r.measured}} {
-			if m.side.kbridge {
-				group := fmt.Sprintf("kbench-%s-deliver-r%d-%s", rep.date.Format("20060102-150405"), i+1, m.side.short)
+		r := make(round, len(sides))
+		for k, sd := range sides {
+			if sd.kbridge {
+				group := fmt.Sprintf("kbench-%s-deliver-r%d-%s", rep.date.Format("20060102-150405"), i+1, sd.short)
 				groups = append(groups, group)
-				*m.s = measureKbridge(ctx, o, hook, topic, group, m.side.env, progress)
+				r[k] = measureKbridge(ctx, o, hook, topic, group, sd.env, progress)
 			} else {
-				*m.s = base.measure(ctx, o, hook)
+				r[k] = base.measure(ctx, o, hook)
 			}
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
-			progressLine(progress, i, o.Rounds, m.side.short, *m.s)
+			progressLine(progress, i, o.Rounds, sd.short, r[k])
 		}
 		rep.rounds = append(rep.rounds, r)
 	}
@@ -88,8 +87,8 @@ func progressLine(w io.Writer, i, rounds int, side string, s sample) {
 		fmt.Fprintf(w, "round %d/%d  %-9s FAILED: %v\n", i+1, rounds, side, s.failed)
 		return
 	}
-	fmt.Fprintf(w, "round %d/%d  %-9s %8.0f records/s  first delivery %-9s all in %-9s longest gap %s\n  %s  at most %d requests in the webhook at once  duplicates %d  errors %d\n",
-		i+1, rounds, side, s.rate(), benchkit.FmtDur(s.first), benchkit.FmtDur(s.elapsed), s.gapText(), cpuText(s), s.peak, s.dups, s.errs)
+	fmt.Fprintf(w, "round %d/%d  %-9s %8.0f records/s  first delivery %-9s all in %-9s longest gap %s\n  %s  at most %d requests in the webhook at once, %.1f records each  duplicates %d  errors %d\n",
+		i+1, rounds, side, s.rate(), benchkit.FmtDur(s.first), benchkit.FmtDur(s.elapsed), s.gapText(), cpuText(s), s.peak, s.perRequest(), s.dups, s.errs)
 }
 
 func cpuText(s sample) string {
@@ -118,14 +117,14 @@ func backlog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, o options, v
 	if err != nil {
 		return "", 0, nil, errors.Join(err, benchkit.Cleanup(cleanup))
 	}
-	fmt.Fprintf(progress, "backlog: %d records of %d bytes (%d keys) over %d partitions of %s, produced in %s\n",
-		o.records, o.ValueSize, o.keys, o.Partitions, topic, produced.Round(time.Millisecond))
+	fmt.Fprintf(progress, "backlog: %d records of %d bytes (%d keys) over %d of the %d partitions of %s, produced in %s\n",
+		o.records, o.ValueSize, o.keys, o.loaded(), o.Partitions, topic, produced.Round(time.Millisecond))
 	return topic, produced, cleanup, nil
 }
 
 // produceBacklog produces o.records records to topic, record i to
-// partition i%partitions with the pool's i-th value and key i%keys (none
-// without -keys), and checks that each
+// partition i%loaded (see options.loaded) with the pool's i-th value and
+// key i%keys (none without -keys), and checks that each
 // partition ends where the webhook's tally expects. It returns how long
 // producing took.
 func produceBacklog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic string, o options, values *benchkit.ValuePool) (time.Duration, error) {
@@ -134,7 +133,7 @@ func produceBacklog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic
 	var failed int
 	var firstErr error
 	for i := range o.records {
-		r := &kgo.Record{Topic: topic, Partition: int32(i % o.Partitions), Key: o.key(i), Value: values.Value(uint64(i))}
+		r := &kgo.Record{Topic: topic, Partition: int32(i % o.loaded()), Key: o.key(i), Value: values.Value(uint64(i))}
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
@@ -155,8 +154,8 @@ func produceBacklog(ctx context.Context, cl *kgo.Client, adm *kadm.Client, topic
 }
 
 // checkBacklog checks that each partition of topic ends where a backlog of
-// o.records spread round-robin over o.Partitions does, as the webhook's
-// tally expects.
+// o.records spread round-robin over the first o.loaded() partitions does,
+// the others empty, as the webhook's tally expects.
 func checkBacklog(ctx context.Context, adm *kadm.Client, topic string, o options) error {
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
@@ -169,9 +168,12 @@ func checkBacklog(ctx context.Context, adm *kadm.Client, topic string, o options
 		return fmt.Errorf("backlog: %s has %d partitions, want %d", topic, n, o.Partitions)
 	}
 	for p := range o.Partitions {
-		want := int64(o.records / o.Partitions)
-		if p < o.records%o.Partitions {
-			want++
+		var want int64
+		if n := o.loaded(); p < n {
+			want = int64(o.records / n)
+			if p < o.records%n {
+				want++
+			}
 		}
 		if end, ok := ends.Lookup(topic, int32(p)); !ok || end.Offset != want {
 			return fmt.Errorf("backlog: partition %d of %s ends at %d, want %d: the topic must hold only the backlog", p, topic, end.Offset, want)
@@ -198,7 +200,7 @@ func deleteGroups(ctx context.Context, adm *kadm.Client, groups []string) error 
 // start, exited, timed out, or did not exit 0 after SIGTERM) comes back as
 // a failed sample; the log is kept then.
 func measureKbridge(ctx context.Context, o options, hook *webhook, topic, group string, env []string, progress io.Writer) sample {
-	t := newTally(o.Partitions, o.records, o.keys)
+	t := newTally(o.loaded(), o.records, o.keys)
 	hook.measure(t)
 	cpu0, err := benchkit.CPUTimes(0)
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,21 +16,32 @@ import (
 
 // webhook is the app kbridge delivers to, and the baseline's server: a Go
 // net/http server in this process that answers 200 after delay (at once by
-// default) and tallies each request's Kafka-Partition and Kafka-Offset.
+// default) and tallies each request's Kafka-Partition and Kafka-Offset, or
+// with batch delivery the kafkapartition and kafkaoffset of each event of
+// the batch.
 type webhook struct {
-	url   string
-	delay time.Duration
-	srv   *http.Server
-	cur   atomic.Pointer[tally] // the measurement under way
-	done  chan error            // Serve's result
+	url      string
+	delay    time.Duration
+	validate bool // check each batch body with json.Valid too
+	srv      *http.Server
+	cur      atomic.Pointer[tally] // the measurement under way
+	done     chan error            // Serve's result
+	bufs     sync.Pool             // *batchBuf
 }
 
-func startWebhook(delay time.Duration) (*webhook, error) {
+// batchBuf is a batch request's body and its events, reused.
+type batchBuf struct {
+	body   bytes.Buffer
+	events []coord
+}
+
+func startWebhook(delay time.Duration, validate bool) (*webhook, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("webhook listen: %w", err)
 	}
-	h := &webhook{url: "http://" + l.Addr().String() + "/kafka/events", delay: delay, done: make(chan error, 1)}
+	h := &webhook{url: "http://" + l.Addr().String() + "/kafka/events", delay: delay, validate: validate, done: make(chan error, 1)}
+	h.bufs.New = func() any { return new(batchBuf) }
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { h.done <- h.srv.Serve(l) }()
 	return h, nil
@@ -48,12 +61,17 @@ func (h *webhook) close() error {
 // ServeHTTP reads the body (so that the connection is kept alive), sleeps
 // the delay (the app's work), tallies the request and answers 200, always:
 // a malformed request is counted as an error, not answered with a status
-// kbridge would retry.
+// kbridge would retry. An empty 200 acks every event of a batch.
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := h.cur.Load()
 	if t != nil {
 		t.enter()
 		defer t.leave()
+	}
+	if r.Header.Get("Content-Type") == batchContentType {
+		h.serveBatch(t, r)
+		w.WriteHeader(http.StatusOK)
+		return
 	}
 	_, bodyErr := io.Copy(io.Discard, r.Body)
 	if h.delay > 0 {
@@ -71,10 +89,40 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// serveBatch reads a batch request's body and tallies its events, in the
+// order of the batch. A malformed batch is one error; its events that
+// could be read before the fault are not counted.
+func (h *webhook) serveBatch(t *tally, r *http.Request) {
+	buf := h.bufs.Get().(*batchBuf)
+	defer h.bufs.Put(buf)
+	buf.body.Reset()
+	_, err := buf.body.ReadFrom(r.Body)
+	if h.delay > 0 {
+		time.Sleep(h.delay)
+	}
+	if t == nil {
+		return
+	}
+	body := buf.body.Bytes()
+	if err == nil {
+		buf.events, err = scanBatch(body, buf.events[:0])
+	}
+	if err == nil && h.validate && !json.Valid(body) {
+		err = errors.New("the batch body is not valid JSON")
+	}
+	if err != nil {
+		t.fail(fmt.Errorf("webhook batch request: %w", err))
+		return
+	}
+	t.ackAll(buf.events)
+}
+
 // tally counts the distinct (partition, offset) acknowledged out of a
 // backlog of records spread round-robin over partitions (record i is at
 // partition i%partitions, offset i/partitions, with key i%keys if keys > 0),
-// and notes when the first and the last of them were. A record
+// and notes when the first and the last of them were. partitions are those
+// holding the backlog (-backlog-partitions): a record of any other is
+// outside it. A record
 // acknowledged after a later one of its lane (its key in its partition, or
 // its partition without keys) is an error: every side measured keeps them
 // in order.
@@ -95,6 +143,8 @@ type tally struct {
 	gaps     gaps
 	inFlight int // requests in the handler now
 	peak     int // the most at once
+	requests int // requests tallied, single or batch
+	events   int // records they carried, duplicates included
 }
 
 // gaps are the pauses between two successive records of a partition: the
@@ -148,11 +198,29 @@ func (t *tally) index(partition int32, offset int64) int {
 	return i
 }
 
+// ack tallies one request of one record.
 func (t *tally) ack(partition int32, offset int64) {
 	now := time.Now()
-	i := t.index(partition, offset)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.requests++
+	t.ackLocked(now, partition, offset)
+}
+
+// ackAll tallies one batch request, its events in order.
+func (t *tally) ackAll(events []coord) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.requests++
+	for _, c := range events {
+		t.ackLocked(now, c.partition, c.offset)
+	}
+}
+
+func (t *tally) ackLocked(now time.Time, partition int32, offset int64) {
+	t.events++
+	i := t.index(partition, offset)
 	switch {
 	case i < 0:
 		t.failLocked(fmt.Errorf("partition %d offset %d is not in the backlog", partition, offset))
@@ -223,12 +291,15 @@ type tallied struct {
 	first, last time.Time
 	gaps        gaps
 	peak        int // requests in the webhook's handler at once
+	requests    int // requests tallied
+	events      int // records they carried
 }
 
 func (t *tally) snapshot() tallied {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return tallied{distinct: t.distinct, dups: t.dups, errs: t.errs, firstErr: t.firstErr, first: t.first, last: t.last, gaps: t.gaps, peak: t.peak}
+	return tallied{distinct: t.distinct, dups: t.dups, errs: t.errs, firstErr: t.firstErr, first: t.first, last: t.last, gaps: t.gaps, peak: t.peak,
+		requests: t.requests, events: t.events}
 }
 
 // complete reports whether every record was acknowledged.

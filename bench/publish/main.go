@@ -79,6 +79,9 @@ func realMain(ctx context.Context, args []string, lookupEnv func(string) (string
 	rep, err := run(ctx, o, stderr)
 	if rep != nil {
 		rep.write(stdout)
+		if o.MetricsPath != "" {
+			err = errors.Join(err, benchkit.WriteMetrics(o.MetricsPath, rep.metrics()))
+		}
 	}
 	if err != nil {
 		return err

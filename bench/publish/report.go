@@ -25,6 +25,7 @@ type report struct {
 
 type row struct {
 	name       string
+	slug       string
 	kbridge    bool
 	vs         string  // name of the compared row
 	rate       float64 // records/s
@@ -61,7 +62,7 @@ func newReport(o options, readyAfter time.Duration, hwmKiB int64, scs []scenario
 // summarize takes each metric's median over the rounds, the largest RSS,
 // and the total of errors.
 func summarize(sc scenario, ss []sample) row {
-	r := row{name: sc.name, kbridge: sc.kbridge}
+	r := row{name: sc.name, slug: sc.slug, kbridge: sc.kbridge}
 	var rates []float64
 	var p50s, p99s []time.Duration
 	var kbCPU, selfCPU, busy []float64
@@ -120,6 +121,32 @@ func (rep *report) write(w io.Writer) {
 			fmt.Fprintf(w, "\nfirst error of %q: %v\n", r.name, r.firstErr)
 		}
 	}
+}
+
+// metrics are the run's key figures by name, for bench/results.sh: per
+// scenario <slug>.<figure>, and kbridge's ready time and VmHWM.
+func (rep *report) metrics() map[string]float64 {
+	m := map[string]float64{
+		"ready_ms": benchkit.Millis(rep.readyAfter), "ready_ms_max": benchkit.Millis(rep.readyAfter),
+		"peak_rss_mib": benchkit.MiB(rep.hwmKiB), "rounds": float64(rep.o.Rounds), "duration_s": rep.o.duration.Seconds(),
+	}
+	if rep.cleanExit {
+		m["clean_exit"] = 1
+	} else {
+		m["clean_exit"] = 0
+	}
+	for _, r := range rep.rows {
+		p := r.slug + "."
+		m[p+"records_per_s"], m[p+"spread"], m[p+"client_cpu_s_per_100k"] = r.rate, r.spread, r.clientCPU
+		m[p+"errors"], m[p+"failed_rounds"] = float64(r.errs), float64(r.failed)
+		if r.ratio > 0 {
+			m[p+"ratio"] = r.ratio
+		}
+		if r.kbridge {
+			m[p+"cpu_s_per_100k"], m[p+"peak_rss_mib"] = r.kbridgeCPU, benchkit.MiB(r.peakRSSKiB)
+		}
+	}
+	return m
 }
 
 func (rep *report) exitText() string {

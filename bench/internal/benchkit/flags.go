@@ -26,6 +26,7 @@ type Common struct {
 	Partitions  int
 	Compression string
 	KeepTopics  bool
+	MetricsPath string // -metrics: where to write the run's key figures, "" for nowhere
 }
 
 // Register defines the common flags on fs. The brokers default to
@@ -49,6 +50,7 @@ func (c *Common) Register(fs *flag.FlagSet, lookupEnv func(string) (string, bool
 	fs.IntVar(&c.Partitions, "partitions", partitions, "partitions of each topic")
 	fs.StringVar(&c.Compression, "compression", "snappy", "batch compression of the producers (kbridge's and the benchmark's): none, gzip, snappy, lz4 or zstd")
 	fs.BoolVar(&c.KeepTopics, "keep-topics", false, "keep the benchmark's topics (and consumer groups) instead of deleting them at the end")
+	fs.StringVar(&c.MetricsPath, "metrics", "", "also write the run's key figures to this file, one \"name value\" line each (for bench/results.sh)")
 }
 
 // Validate reports every bad common flag.
