@@ -6,11 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+)
+
+// The JSON punctuation of a batch body, shared by every request (never
+// written to).
+var (
+	openBracket  = []byte("[")
+	comma        = []byte(",")
+	closeBracket = []byte("]")
 )
 
 // maxBatchReply bounds the body of a batch's 2xx reply: room for a failed
@@ -200,29 +209,34 @@ func (b *batcher) post(parts []*batchPart) {
 		defer stop()
 	}
 
+	// The body is the parts' events joined, read from where the lanes
+	// encoded them rather than copied into one buffer: a batch is written
+	// once, and half the allocation of a batched delivery was that copy.
 	n, size := 0, 2
 	for _, p := range parts {
 		n += len(p.events)
-		size += p.size + len(p.events)
+		size += p.size
 	}
-	body := make([]byte, 0, size)
-	body = append(body, '[')
+	size += n - 1 // commas
+	body := make(net.Buffers, 0, 2*n+1)
 	for _, p := range parts {
 		for _, ev := range p.events {
-			if len(body) > 1 {
-				body = append(body, ',')
+			sep := comma
+			if len(body) == 0 {
+				sep = openBracket
 			}
-			body = append(body, ev...)
+			body = append(body, sep, ev)
 		}
 	}
-	body = append(body, ']')
+	body = append(body, closeBracket)
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, &body)
 	if err != nil { // the URL was validated at start: a bug
 		c.log.Error("building the batch request", "error", err)
 		cancelParts(parts)
 		return
 	}
+	req.ContentLength = int64(size)
 	req.GetBody = nil // no replays by the Transport: every attempt is counted
 	req.Header = make(http.Header, 1+len(c.cfg.Request.ExtraHeaders))
 	for name, values := range c.cfg.Request.ExtraHeaders {
