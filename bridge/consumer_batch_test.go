@@ -481,3 +481,38 @@ func TestBatchParallelRebalance(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchWholeFailureBlamesNoBystander: a record that makes the app fail
+// every batch it is in (its batch handler crashes on it) is dead-lettered
+// alone; none of its batch-mates is, however often their batches failed.
+func TestBatchWholeFailureBlamesNoBystander(t *testing.T) {
+	cluster := bridgetest.NewCluster(t)
+	topic := cluster.Topic(t, 1)
+	dlqTopic := cluster.Topic(t, 1)
+	const poison = 6
+	hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
+		if d.Offset == poison {
+			return bridgetest.Reply{Status: http.StatusInternalServerError, Whole: true}
+		}
+		return bridgetest.Reply{}
+	})
+	cfg := batchConfig(t, cluster, topic, hook.URL, 20)
+	cfg.Batch.MaxWait = 100 * time.Millisecond
+	cfg.Retry.MaxAttempts = 3
+	cfg.DeadLetterTopic = dlqTopic
+	commitChecker(t, cluster, hook, cfg.Group, topic, func() map[int32]int64 { return prefixWith(hook, topic, poison) })
+	cluster.Produce(t, topic, testRecords(0, 15, "v")...)
+	runConsumer(t, cfg, newTestDLQ(t, cluster))
+
+	waitCommitted(t, cluster, cfg.Group, topic, map[int32]int64{0: 15})
+	dl := cluster.ReadAll(t, dlqTopic, 1)
+	if len(dl) != 1 || string(dl[0].Value) != fmt.Sprintf("v%d", poison) {
+		t.Fatalf("dead-lettered %d records (first %q), want v%d alone", len(dl), dl[0].Value, poison)
+	}
+	if got := headerValue(dl[0].Headers, DeadLetterHeaderAttempts); got != "3" {
+		t.Errorf("the poison record's counted attempts = %s, want max_attempts 3 (its failures alone)", got)
+	}
+	if got := len(hook.Acked()); got != 14 {
+		t.Errorf("%d records acked, want the 14 others", got)
+	}
+}

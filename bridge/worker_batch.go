@@ -23,9 +23,9 @@ type attemptState struct {
 // every record after it in the run, which are sent again behind it without
 // counting an attempt. The failed record is then handled as a single
 // delivery would be: retried with backoff, dead-lettered when permanent or
-// exhausted under dead-letter. A permanent status for a whole request of
-// several events says nothing about which is at fault, so the record is
-// sent again alone first.
+// exhausted under dead-letter. A failure of a whole request of several
+// events says nothing about which is at fault: it counts for none, and the
+// run's head is sent alone until it is done.
 func (w *partitionWorker) deliverBatched(run []*kgo.Record) bool {
 	if !w.sched.acquire(w.quit) {
 		return false
@@ -69,14 +69,23 @@ func (w *partitionWorker) deliverBatched(run []*kgo.Record) bool {
 			return false
 		case Unreachable: // the app is not up: waits, but is never counted
 		default:
-			if st.counted++; st.counted == 1 {
-				st.first = start
+			if !out.shared { // see below
+				if st.counted++; st.counted == 1 {
+					st.first = start
+				}
 			}
 		}
 		w.setFailing(st.tries)
-		if out.shared && out.Kind == Permanent {
-			w.log.Warn("webhook refused a whole batch with a permanent status; sending its records alone to find the one at fault",
-				"offset", run[0].Offset, "status", out.Status)
+		if out.shared {
+			// The whole request of several events failed (a status, a
+			// timeout, a reset): which record is at fault is unknown, and
+			// one that breaks the app's batch handler must not have its
+			// batch-mates dead-lettered. So nothing is counted, and the
+			// head of the run goes alone until it is done: only its own
+			// failures count. A 429 or 503 has slowed the subscription
+			// already (the batcher waits for its pace).
+			w.log.Warn("webhook failed a whole batch; sending the head of the run alone to find the record at fault",
+				"offset", run[0].Offset, "status", out.Status, "error", out.ErrorText)
 			alone = true
 			continue
 		}
