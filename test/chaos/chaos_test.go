@@ -83,7 +83,7 @@ func newRun(t *testing.T, s settings, k *kafka) *run {
 	}
 	r.group = "chaos-" + r.topic
 	r.ledger = newLedger(s.partitions)
-	r.hook = newWebhook(r.topic, r.group, r.ledger, s.faults, s.seed)
+	r.hook = newWebhook(r.topic, r.group, r.ledger, s)
 	t.Cleanup(r.hook.Close)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,7 +101,7 @@ func newRun(t *testing.T, s settings, k *kafka) *run {
 		dlqReader: r.dlqReader, failRun: r.fail, last: map[int32]int64{}}
 
 	bin := buildKbridge(t, r.logDir)
-	config, err := writeConfig(r.logDir, k.cluster.Brokers, r.topic, r.dlq, r.group, r.hook.URL)
+	config, err := writeConfig(r.logDir, k.cluster.Brokers, r.topic, r.dlq, r.group, r.hook.URL, s.batch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +275,9 @@ func buildKbridge(t *testing.T, dir string) string {
 	return bin
 }
 
-// writeConfig writes the YAML file every instance runs with.
-func writeConfig(dir string, brokers []string, topic, dlq, group, webhook string) (string, error) {
+// writeConfig writes the YAML file every instance runs with; batch > 0
+// turns batch delivery on with that max_records.
+func writeConfig(dir string, brokers []string, topic, dlq, group, webhook string, batch int) (string, error) {
 	yaml := fmt.Sprintf(`brokers: [%s]
 session_timeout: %v
 rebalance_timeout: %v
@@ -296,6 +297,12 @@ subscriptions:
       max_attempts: 10
 `, strings.Join(brokers, ", "), sessionTimeout, rebalanceTimeout, commitInterval, shutdownTimeout, publishTimeout,
 		topic, webhook, group, dlq, attemptTimeout)
+	if batch > 0 {
+		yaml += fmt.Sprintf(`    batch:
+      max_records: %d
+      max_wait: %v
+`, batch, batchMaxWait)
+	}
 	path := filepath.Join(dir, "kbridge.yaml")
 	return path, os.WriteFile(path, []byte(yaml), 0o644)
 }

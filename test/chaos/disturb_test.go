@@ -161,7 +161,7 @@ func (d *disturber) restartBroker(ctx context.Context) error {
 	d.tally.brokerRestarts++
 	d.waitGroupWhole(ctx)
 	d.waitCommitted(ctx, d.ledger.doneEnd())
-	d.addWindow(before, fmt.Sprintf("broker stopped for %v and restarted", down))
+	d.addWindow(ctx, before, fmt.Sprintf("broker stopped for %v and restarted", down), true)
 	return nil
 }
 
@@ -205,7 +205,7 @@ func (d *disturber) waitGroupWhole(ctx context.Context) {
 
 // note logs an event and adds its window to the duplicate bound.
 func (d *disturber) note(ctx context.Context, format string, args ...any) {
-	d.addWindow(d.committedNow(ctx), fmt.Sprintf(format, args...))
+	d.addWindow(ctx, d.committedNow(ctx), fmt.Sprintf(format, args...), false)
 }
 
 // addWindow adds to the duplicate bound the records an event may cause to
@@ -213,20 +213,45 @@ func (d *disturber) note(ctx context.Context, format string, args ...any) {
 // record is delivered again only when a partition changes hands (or its
 // owner dies) and the next owner starts at the committed offset, below
 // records that were already acknowledged. Every such change follows one of
-// the run's events. Taken after the event, "acknowledged" (the done end:
-// past the highest offset acknowledged or dead-lettered) minus committed
-// counts the records acknowledged but not committed; partitions deliver
-// one record at a time (max_in_flight 1), so at most one more per
-// partition was in flight, which the webhook may acknowledge after kbridge
-// stopped listening. For a broker restart, committed is read before the
-// stop, and acknowledged once the group has committed past what was
-// acknowledged when the broker returned (see waitCommitted), because commits
-// fail while acknowledgements go on in between.
-func (d *disturber) addWindow(committed map[int32]int64, event string) {
+// the run's events. Per partition, taken after the event:
+//
+//   - "acknowledged" (the done end: past the highest offset acknowledged or
+//     dead-lettered) minus committed: the records acknowledged but not
+//     committed;
+//   - plus the records in flight at the event that the webhook may
+//     acknowledge only after kbridge stopped listening (a kill; a request
+//     cut when partitions are lost). Those below the done end are counted
+//     above already (a record in flight is at or past its partition's
+//     committed offset, and the partition changes hands only seconds after
+//     the read). The others lie in [done end, log end), the log end read
+//     after the done end: a record is in the log before it is fetched.
+//     And there are at most settings.inFlight of them: with ordering
+//     partition, one request's worth per partition, which is one record
+//     (max_in_flight 1), or with batch delivery a run of up to max_records
+//     that the webhook may acknowledge all at once. So
+//     min(inFlight, log end - done end) per partition; without the log end
+//     (the broker away for a minute), inFlight.
+//
+// For a broker restart, committed is read before the stop, and the done
+// end once the group has committed past what was acknowledged when the
+// broker returned (see waitCommitted), because commits fail while
+// acknowledgements go on in between. Its in-flight records are counted
+// as inFlight per partition, not bounded by the log end (afterRestart):
+// members may learn seconds after the read that their sessions expired,
+// and the records they then have in flight can lie past it.
+func (d *disturber) addWindow(ctx context.Context, committed map[int32]int64, event string, afterRestart bool) {
 	done := d.ledger.doneEnd()
-	n := int64(d.s.partitions)
+	var end map[int32]int64
+	if !afterRestart {
+		end = d.offsetsNow(ctx, func(ctx context.Context) (map[int32]int64, error) { return d.kafka.endOffsets(ctx, d.topic) })
+	}
+	var n int64
 	for p := range d.s.partitions {
-		n += max(0, done[p]-committed[p])
+		inFlight := d.s.inFlight()
+		if e, ok := end[p]; ok {
+			inFlight = min(inFlight, max(0, e-done[p]))
+		}
+		n += max(0, done[p]-committed[p]) + inFlight
 	}
 	d.tally.dupBound += n
 	d.tally.events = append(d.tally.events, fmt.Sprintf("%6.1fs %s (may redeliver %d)", time.Since(d.began).Seconds(), event, n))
@@ -237,9 +262,15 @@ func (d *disturber) addWindow(committed map[int32]int64, event string) {
 // (the broker may be restarting); on failure it returns none, which only
 // makes the bound larger.
 func (d *disturber) committedNow(ctx context.Context) map[int32]int64 {
+	return d.offsetsNow(ctx, func(ctx context.Context) (map[int32]int64, error) { return d.kafka.committed(ctx, d.group, d.topic) })
+}
+
+// offsetsNow calls read until it succeeds, for up to a minute; on failure
+// it returns none.
+func (d *disturber) offsetsNow(ctx context.Context, read func(context.Context) (map[int32]int64, error)) map[int32]int64 {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		c, err := d.kafka.committed(ctx, d.group, d.topic)
+		c, err := read(ctx)
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			return c
 		}

@@ -151,10 +151,17 @@ func (p *publisher) records(n int) []*kbridgev1.Record {
 		id := p.nextID.Add(1)
 		poison := p.poisonOne > 0 && id%int64(p.poisonOne) == 0
 		key := "key-" + strconv.FormatInt(id%97, 10)
-		value := fmt.Sprintf(`{"id":%d,"poison":%t,"pad":"%s"}`, id, poison, p.pad)
+		value := recordValue(id, poison, p.pad)
 		recs[i] = &kbridgev1.Record{Key: &key, Value: &value}
 	}
 	return recs
+}
+
+// recordValue is the value of the record with id: what the log holds, and
+// what the webhook must receive byte for byte (a request's body, or a batch
+// event's data or decoded data_base64).
+func recordValue(id int64, poison bool, pad string) string {
+	return fmt.Sprintf(`{"id":%d,"poison":%t,"pad":"%s"}`, id, poison, pad)
 }
 
 // publish makes one call, keeps the records it acknowledged and returns

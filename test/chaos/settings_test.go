@@ -22,7 +22,14 @@ const (
 	envSoakLength = "KBRIDGE_CHAOS_SOAK"       // soak duration (default 10m)
 	envBinary     = "KBRIDGE_CHAOS_BIN"        // a prebuilt kbridge binary (default: go build)
 	envKeepLogs   = "KBRIDGE_CHAOS_KEEP_LOGS"  // keep kbridge's logs even when the run passes
+	envBatch      = "KBRIDGE_CHAOS_BATCH"      // batch delivery: max_records (empty or 0: one record per request)
 )
+
+// batchMaxWait is the subscription's batch max_wait when the run delivers
+// in batches: long enough for records of several partitions and callers to
+// share a request at the short run's 40 records/s, short against the
+// attempt timeout.
+const batchMaxWait = 20 * time.Millisecond
 
 // faultRates are the probabilities with which the webhook answers a
 // delivery with each kind of failure instead of 204.
@@ -48,6 +55,7 @@ type settings struct {
 	valueBytes int // padding of each value
 	poisonOne  int // one record in poisonOne carries a poison value (422 → DLQ)
 	faults     faultRates
+	batch      int // batch delivery's max_records; 0: one record per request
 
 	// Disturbances: how many of each, spread over the publishing window.
 	kills, sigterms, scales, brokerRestarts int
@@ -109,6 +117,12 @@ func loadSettings(lookup func(string) (string, bool), canRestartBroker bool) (se
 	num(envBrokerStop, func(v string) (err error) { s.brokerRestarts, err = strconv.Atoi(v); return err })
 	num(envSoakLength, func(v string) (err error) { s.soak, err = time.ParseDuration(v); return err })
 	num(envFaults, func(v string) (err error) { s.faults, err = parseFaults(v); return err })
+	num(envBatch, func(v string) (err error) {
+		if s.batch, err = strconv.Atoi(v); err == nil && (s.batch < 0 || s.batch > 10000) {
+			err = fmt.Errorf("want 0 (off) or max_records from 1 to 10000")
+		}
+		return err
+	})
 	if len(errs) > 0 {
 		return s, fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
@@ -149,7 +163,22 @@ func (s settings) publishWindow() time.Duration {
 	return time.Duration(float64(s.records) / s.rate * float64(time.Second))
 }
 
+// inFlight is the most records of one partition in flight to the webhook
+// at once: the run uses ordering partition, so one request's worth, which
+// is one record, or with batch delivery up to a batch of them.
+func (s settings) inFlight() int64 {
+	return int64(max(1, s.batch))
+}
+
+// batchString is the batch setting as the summary prints it.
+func (s settings) batchString() string {
+	if s.batch == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%d(max_wait=%v)", s.batch, batchMaxWait)
+}
+
 func (s settings) String() string {
-	return fmt.Sprintf("mode=%s seed=%d records=%d rate=%g/s instances=%d partitions=%d poison=1/%d faults=%s kills=%d sigterms=%d scale-events=%d broker-restarts=%d",
-		s.mode, s.seed, s.records, s.rate, s.instances, s.partitions, s.poisonOne, s.faults, s.kills, s.sigterms, s.scales, s.brokerRestarts)
+	return fmt.Sprintf("mode=%s seed=%d records=%d rate=%g/s instances=%d partitions=%d poison=1/%d faults=%s batch=%s kills=%d sigterms=%d scale-events=%d broker-restarts=%d",
+		s.mode, s.seed, s.records, s.rate, s.instances, s.partitions, s.poisonOne, s.faults, s.batchString(), s.kills, s.sigterms, s.scales, s.brokerRestarts)
 }

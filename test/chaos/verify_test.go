@@ -34,9 +34,10 @@ type summary struct {
 	deadLettered int // records with a dead-letter copy
 	exhausted    int // non-poison records dead-lettered (retries exhausted)
 	dlqCopies    int
-	duplicates   int64 // acknowledgements and dead-letter copies beyond the first
-	redelivered  int   // records delivered (requested) more than once
-	injected     [replyKinds]int64
+	duplicates   int64             // acknowledgements and dead-letter copies beyond the first
+	redelivered  int               // records delivered (requested) more than once
+	injected     [replyKinds]int64 // one-record requests, by the webhook's reply
+	batches      batchTotals       // batch requests and their events (batch delivery only)
 
 	tally                            tally
 	samples, sampleErrors, ahead     int
@@ -53,7 +54,7 @@ type summary struct {
 // acknowledgements and the dead-letter copies; end is the log end.
 func (r *run) verify(pub *publisher, end, committed map[int32]int64) *summary {
 	sum := &summary{unknownWhy: map[string]int{}, settings: r.s, broker: r.kafka.String(), wall: time.Since(r.began), published: len(pub.acknowledged()),
-		calls: pub.counts, callErrors: pub.errors, injected: r.hook.injected(), partitions: r.s.partitions, endOffsets: end, committedAfterFinish: committed}
+		calls: pub.counts, callErrors: pub.errors, injected: r.hook.injected(), batches: r.hook.batches.totals(), partitions: r.s.partitions, endOffsets: end, committedAfterFinish: committed}
 	slots := r.ledger.snapshot()
 	acknowledged := make(map[int64]bool, len(pub.acknowledged()))
 	for _, p := range pub.acknowledged() {
@@ -81,6 +82,11 @@ func (r *run) verify(pub *publisher, end, committed map[int32]int64) *summary {
 			sum.badDLQ = append(sum.badDLQ, fmt.Sprintf("%+v", c))
 		case s.poison && c.lastStatus != "422":
 			sum.badDLQ = append(sum.badDLQ, fmt.Sprintf("poison record dead-lettered with last status %q: %+v", c.lastStatus, c))
+		case !s.poison && c.lastStatus == "422":
+			// The webhook answers 422 for a record only when it is poison,
+			// or for a whole batch holding one, which must not dead-letter
+			// the batch's other records.
+			sum.badDLQ = append(sum.badDLQ, fmt.Sprintf("record that is not poison dead-lettered with last status 422: %+v", c))
 		}
 	}
 	sum.dlqCopies = len(r.dlqs.all())
@@ -167,6 +173,9 @@ func (sum *summary) assert(t *testing.T) {
 	if sum.poison > 0 && sum.deadLettered < sum.poison {
 		t.Errorf("%d poison records in the log, only %d dead-lettered", sum.poison, sum.deadLettered)
 	}
+	if sum.settings.batch > 1 && sum.batches.multi == 0 {
+		t.Errorf("batch delivery is on, but no request carried more than one event: batching went untested")
+	}
 }
 
 // format is the printed summary.
@@ -195,7 +204,14 @@ func (sum *summary) format() string {
 	line("graceful stops (SIGTERM)", "%d during the run (longest %v) + %d at the end; failures %d", len(t.shutdowns), longest(t.shutdowns), sum.settings.instances, len(t.shutdownFailures))
 	line("rebalances (member-set changes)", "%d", sum.rebalances)
 	line("broker restarts", "%d", t.brokerRestarts)
-	line("injected webhook failures", "%s", sum.injectedLine())
+	if sum.settings.batch > 0 {
+		requests, events := sum.batches.lines()
+		line("batch delivery", "max_records %d, max_wait %v", sum.settings.batch, batchMaxWait)
+		line("batch requests", "%s", requests)
+		line("batch events", "%s", events)
+	} else {
+		line("injected webhook failures", "%s", sum.injectedLine())
+	}
 	line("lost", "%d", len(sum.lost))
 	line("commit-ahead violations", "%d", sum.ahead)
 	line("commits moved backwards", "%d", sum.regressions)

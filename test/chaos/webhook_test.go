@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +38,16 @@ const slowFor = 6 * attemptTimeout
 // answers mostly 204 but injects failures at the configured rates, answers
 // 422 to poison records, and records in the ledger every request and every
 // acknowledgement — the acknowledgement before the 2xx is written, so the
-// commit checker can never see a commit ahead of the ledger.
+// commit checker can never see a commit ahead of the ledger. With batch
+// delivery it reads CloudEvents batches and answers per event as well
+// (serveBatch).
 type webhook struct {
 	URL string
 
 	topic, group string
+	pad          string // the padding of every record value
+	batch        bool   // the run delivers in batches…
+	batchMax     int    // …of at most this many records
 	ledger       *ledger
 	faults       faultRates
 	srv          *httptest.Server
@@ -49,12 +55,14 @@ type webhook struct {
 	mu  sync.Mutex
 	rng *rand.Rand
 
-	replies  [replyKinds]atomic.Int64
+	replies  [replyKinds]atomic.Int64 // one-record requests, by reply
+	batches  batchCounts
 	problems problemLog
 }
 
-func newWebhook(topic, group string, l *ledger, faults faultRates, seed uint64) *webhook {
-	w := &webhook{topic: topic, group: group, ledger: l, faults: faults, rng: rand.New(rand.NewPCG(seed, 1))}
+func newWebhook(topic, group string, l *ledger, s settings) *webhook {
+	w := &webhook{topic: topic, group: group, pad: strings.Repeat("x", s.valueBytes), batch: s.batch > 0, batchMax: s.batch,
+		ledger: l, faults: s.faults, rng: rand.New(rand.NewPCG(s.seed, 1))}
 	w.srv = httptest.NewServer(w)
 	w.URL = w.srv.URL + "/kafka/events"
 	return w
@@ -72,10 +80,24 @@ type valueFields struct {
 	Poison bool  `json:"poison"`
 }
 
+// batchContentType is the Content-Type of a batch request (the CloudEvents
+// JSON batch format). Spelled out here rather than taken from package
+// bridge: the run checks kbridge from the outside.
+const batchContentType = "application/cloudevents-batch+json"
+
 func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return // kbridge gave up while sending
+	}
+	if isBatch := r.Header.Get("Content-Type") == batchContentType; isBatch != w.batch {
+		w.problems.add("a request with Content-Type %q in a run with batch delivery %t: body %.80q", r.Header.Get("Content-Type"), w.batch, body)
+		rw.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if w.batch {
+		w.serveBatch(rw, r, body)
+		return
 	}
 	p, off, ok := coordinates(r.Header)
 	var v valueFields
@@ -88,12 +110,22 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if got, want := r.Header.Get("Idempotency-Key"), fmt.Sprintf("%s/%s/%d/%d", w.group, w.topic, p, off); got != want {
 		w.problems.add("Idempotency-Key %q, want %q", got, want)
 	}
+	if string(body) != recordValue(v.ID, v.Poison, w.pad) {
+		w.problems.add("%d/%d: the body is not the record's value verbatim: %.80q", p, off, body)
+	}
 	kind := w.draw(v.Poison)
 	w.replies[kind].Add(1)
-	switch kind {
-	case replyAck:
+	if kind == replyAck {
 		w.ledger.acked(p, off) // before the 2xx leaves
 		rw.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.fail(rw, r, kind)
+}
+
+// fail answers a whole request with a failure of kind.
+func (w *webhook) fail(rw http.ResponseWriter, r *http.Request, kind reply) {
+	switch kind {
 	case replyPoison:
 		rw.WriteHeader(http.StatusUnprocessableEntity)
 	case reply500:
@@ -114,14 +146,12 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// draw picks the reply to one request.
+// draw picks the reply to one request, or with batch delivery to one event.
 func (w *webhook) draw(poison bool) reply {
 	if poison {
 		return replyPoison
 	}
-	w.mu.Lock()
-	x := w.rng.Float64()
-	w.mu.Unlock()
+	x := w.float()
 	for _, f := range []struct {
 		rate float64
 		kind reply
@@ -132,6 +162,13 @@ func (w *webhook) draw(poison bool) reply {
 		x -= f.rate
 	}
 	return replyAck
+}
+
+// float is the next number from the webhook's seeded generator, in [0, 1).
+func (w *webhook) float() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rng.Float64()
 }
 
 // resetConnection closes the request's connection with a TCP RST.
