@@ -387,30 +387,38 @@ func TestBatchMaxBytes(t *testing.T) {
 	}
 }
 
-// TestBatchShutdownCommitsAckedPrefix: a batch hanging at shutdown holds
-// the commit point at its first record; the acked batches before it are
-// committed.
+// TestBatchShutdownCommitsAckedPrefix: in every ordering, a batch hanging
+// at shutdown holds the commit point at or before its record; what was
+// acked before it is committed, and nothing past the acknowledged prefix.
 func TestBatchShutdownCommitsAckedPrefix(t *testing.T) {
-	const hung = 25
-	cluster := bridgetest.NewCluster(t)
-	topic := cluster.Topic(t, 1)
-	hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
-		return bridgetest.Reply{Hang: d.Offset == hung}
-	})
-	cfg := batchConfig(t, cluster, topic, hook.URL, 10)
-	commitChecker(t, cluster, hook, cfg.Group, topic, nil)
-	cluster.Produce(t, topic, testRecords(0, 60, "v")...)
-	rc := runConsumer(t, cfg, nil)
-	hook.WaitFor(t, deliveryTimeout, "the records before the hung batch", func(ds []bridgetest.Delivery) bool {
-		return slices.ContainsFunc(ds, func(d bridgetest.Delivery) bool { return d.Offset == hung-10 && d.Status == http.StatusOK })
-	})
-	rc.close(t, 300*time.Millisecond)
-	prefix := hook.AckedPrefix(topic, nil)[0]
-	if prefix > hung || prefix < hung-10 {
-		t.Fatalf("acknowledged prefix %d: want the hung batch's start, within 10 before %d", prefix, hung)
-	}
-	if got := cluster.Committed(t, cfg.Group, topic); got[0] != prefix {
-		t.Errorf("committed after Close = %v, want partition 0 at the acknowledged prefix %d", got, prefix)
+	for _, ordering := range []string{OrderingPartition, OrderingKey, OrderingNone} {
+		t.Run(ordering, func(t *testing.T) {
+			const hung = 25
+			cluster := bridgetest.NewCluster(t)
+			topic := cluster.Topic(t, 1)
+			hook := bridgetest.NewWebhook(t, func(d bridgetest.Delivery) bridgetest.Reply {
+				return bridgetest.Reply{Hang: d.Offset == hung}
+			})
+			cfg := batchConfig(t, cluster, topic, hook.URL, 10)
+			cfg.Ordering = ordering
+			if ordering != OrderingPartition {
+				cfg.MaxInFlight = 4
+			}
+			commitChecker(t, cluster, hook, cfg.Group, topic, nil)
+			cluster.Produce(t, topic, keyedRecords(60, [][]byte{[]byte("a"), []byte("b"), []byte("c")})...)
+			rc := runConsumer(t, cfg, nil)
+			hook.WaitFor(t, deliveryTimeout, "the records before the hung batch", func(ds []bridgetest.Delivery) bool {
+				return slices.ContainsFunc(ds, func(d bridgetest.Delivery) bool { return d.Offset == hung-10 && d.Status == http.StatusOK })
+			})
+			rc.close(t, 300*time.Millisecond)
+			prefix := hook.AckedPrefix(topic, nil)[0]
+			if prefix > hung || prefix == 0 {
+				t.Fatalf("acknowledged prefix %d: want some progress, and the hung offset %d not passed", prefix, hung)
+			}
+			if got := cluster.Committed(t, cfg.Group, topic); got[0] != prefix {
+				t.Errorf("committed after Close = %v, want partition 0 at the acknowledged prefix %d", got, prefix)
+			}
+		})
 	}
 }
 
