@@ -33,6 +33,9 @@ const (
 	// commitTimeout bounds one commit request, so a broker that does not
 	// answer cannot hold the revoke lock for long.
 	commitTimeout = 10 * time.Second
+	// deadLetterTopicGrace is how long a DLQ topic reported missing is
+	// looked up again before kbridge gives up on the subscription.
+	deadLetterTopicGrace = 3 * time.Second
 	// regexMetadataMaxAge is how soon a regex subscription sees a new topic.
 	regexMetadataMaxAge = 10 * time.Second
 )
@@ -197,12 +200,16 @@ func (c *Consumer) checkDeadLetterTopic(ctx context.Context) error {
 		return nil
 	}
 	c.state.set("checking dead-letter topic", "")
+	start := time.Now()
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		err := c.dlq.CheckTopic(ctx, c.cfg.DeadLetterTopic)
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, ErrUnavailable) {
+		// A topic created just before kbridge started may not be in every
+		// broker's metadata yet: "not found" is believed after a grace.
+		young := errors.Is(err, ErrTopicNotFound) && time.Since(start) < deadLetterTopicGrace
+		if !errors.Is(err, ErrUnavailable) && !young {
 			return fmt.Errorf("subscription %s: dead-letter topic %s: %w", c.cfg.Name, c.cfg.DeadLetterTopic, err)
 		}
 		c.log.Warn("cannot check the dead-letter topic yet; retrying", "topic", c.cfg.DeadLetterTopic, "error", err)
