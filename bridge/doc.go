@@ -1,8 +1,9 @@
 // Package bridge is kbridge's Kafka side: the shared producer behind the
 // publish API, the Kafka client settings, the health monitor that decides
 // readiness, and webhook delivery (Consumer: a group member per
-// subscription, a worker per assigned partition, the commit Tracker, the
-// webhook client and request, the retry policy and the DeadLetterWriter).
+// subscription, a worker per assigned partition and its lanes, the commit
+// Tracker, the webhook client and request, the batcher and its CloudEvents
+// events, the retry policy and the DeadLetterWriter).
 // It knows nothing of gRPC; the server package turns its typed errors into
 // status codes.
 //
@@ -41,6 +42,13 @@
 //     the dead-letter topic or blocks its partition; a record cut short by
 //     a rebalance or shutdown stays unfinished and is delivered again by the
 //     partition's next owner, with the same Idempotency-Key.
+//   - Order holds in every mode: records of one lane (a partition with
+//     ordering partition, a key with ordering key) are delivered one run
+//     after another, and with batch delivery a failed event fails the
+//     later events of its lane in the batch, which go again behind it.
+//   - A batch never blames a bystander: a failure of a whole batch request
+//     counts against no record, and the records go alone until the one at
+//     fault is found; only a record's own failures exhaust it.
 //   - Memory is bounded: a partition's fetches pause while its worker has a
 //     full queue.
 package bridge
