@@ -47,6 +47,7 @@ func NewGRPC(cfg GRPCConfig, svc kbridgev1.ProducerServiceServer, log *slog.Logg
 		grpc.ChainUnaryInterceptor(obs.unary),
 		grpc.ChainStreamInterceptor(obs.stream),
 		grpc.MaxRecvMsgSize(TransportLimit(cfg.MaxRequestBytes)),
+		grpc.NumStreamWorkers(streamWorkers),
 		// Clients on loopback may ping often to keep streams alive.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
@@ -58,6 +59,13 @@ func NewGRPC(cfg GRPCConfig, svc kbridgev1.ProducerServiceServer, log *slog.Logg
 	reflection.Register(srv)
 	return &GRPC{srv: srv, health: hs}, nil
 }
+
+// streamWorkers is how many long-lived goroutines serve calls. Without
+// them gRPC starts a goroutine per call, whose stack grows on every call:
+// stack copying was 10% of kbridge's CPU with 32 unary callers. A call
+// that finds every worker busy (a PublishStream holds one for its life)
+// gets a goroutine of its own, as before.
+const streamWorkers = 64
 
 // TransportLimit is the largest message the gRPC transport reads for a
 // request limit of maxRequestBytes (see GRPCConfig).
