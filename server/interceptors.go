@@ -79,7 +79,9 @@ func (o *callObserver) observe(ctx context.Context, method string, start time.Ti
 	if code == codes.Internal || code == codes.Unknown {
 		level = slog.LevelWarn
 	}
-	o.log.Log(ctx, level, "call", "method", method, "code", code.String(), "duration", elapsed, "error", errText(err))
+	if o.log.Enabled(ctx, level) { // the arguments cost allocations on every call
+		o.log.Log(ctx, level, "call", "method", method, "code", code.String(), "duration", elapsed, "error", errText(err))
+	}
 }
 
 func errText(err error) string {
