@@ -388,8 +388,8 @@ func TestBatchMaxBytes(t *testing.T) {
 }
 
 // TestBatchShutdownCommitsAckedPrefix: in every ordering, a batch hanging
-// at shutdown holds the commit point at or before its record; what was
-// acked before it is committed, and nothing past the acknowledged prefix.
+// at shutdown holds the commit point at or before its record, and the
+// commit after Close is exactly the acknowledged prefix.
 func TestBatchShutdownCommitsAckedPrefix(t *testing.T) {
 	for _, ordering := range []string{OrderingPartition, OrderingKey, OrderingNone} {
 		t.Run(ordering, func(t *testing.T) {
@@ -412,8 +412,11 @@ func TestBatchShutdownCommitsAckedPrefix(t *testing.T) {
 			})
 			rc.close(t, 300*time.Millisecond)
 			prefix := hook.AckedPrefix(topic, nil)[0]
-			if prefix > hung || prefix == 0 {
-				t.Fatalf("acknowledged prefix %d: want some progress, and the hung offset %d not passed", prefix, hung)
+			// With key and none, the hung request may hold any record in
+			// flight with it, down to offset 0 (a batch gathers runs of
+			// several lanes); with partition, only the run from its start.
+			if prefix > hung || ordering == OrderingPartition && prefix < hung-10 {
+				t.Fatalf("acknowledged prefix %d: want at most the hung offset %d (and, in partition ordering, at least %d)", prefix, hung, hung-10)
 			}
 			if got := cluster.Committed(t, cfg.Group, topic); got[0] != prefix {
 				t.Errorf("committed after Close = %v, want partition 0 at the acknowledged prefix %d", got, prefix)
