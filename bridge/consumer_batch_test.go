@@ -425,70 +425,19 @@ func TestBatchShutdownCommitsAckedPrefix(t *testing.T) {
 	}
 }
 
-// TestBatchParallelRebalance: two members delivering batches in key and
-// none ordering while partitions move: no commit passes an unacknowledged
-// record, every record is acknowledged, each key's records in order.
+// TestBatchParallelRebalance: two members delivering batches in every
+// ordering while partitions move: no commit passes an unacknowledged
+// record, every record is acknowledged, each lane's records in order.
 func TestBatchParallelRebalance(t *testing.T) {
 	for _, ordering := range []string{OrderingPartition, OrderingKey, OrderingNone} {
 		t.Run(ordering, func(t *testing.T) {
-			const partitions, n = 4, 150
-			cluster := bridgetest.NewCluster(t)
-			topic := cluster.Topic(t, partitions)
-			hook := bridgetest.NewWebhook(t, func(bridgetest.Delivery) bridgetest.Reply {
-				return bridgetest.Reply{Delay: time.Millisecond}
+			testRebalanceWhileFlowing(t, func(cfg *ConsumerConfig) {
+				cfg.Batch = BatchConfig{MaxRecords: 16, MaxBytes: 1 << 20, MaxWait: 20 * time.Millisecond}
+				cfg.Ordering = ordering
+				if ordering != OrderingPartition {
+					cfg.MaxInFlight = 8
+				}
 			})
-			cfg := batchConfig(t, cluster, topic, hook.URL, 16)
-			cfg.Ordering = ordering
-			if ordering != OrderingPartition {
-				cfg.MaxInFlight = 8
-			}
-			commitChecker(t, cluster, hook, cfg.Group, topic, nil)
-			keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), nil, []byte("e")}
-			produce := func() {
-				for p := range int32(partitions) {
-					recs := keyedRecords(n, keys)
-					for _, r := range recs {
-						r.Partition = p
-					}
-					cluster.Produce(t, topic, recs...)
-				}
-			}
-			a := runConsumer(t, cfg, nil)
-			produce()
-			hook.WaitAcked(t, partitions*n/4, deliveryTimeout)
-			runConsumer(t, cfg, nil)
-			produce()
-			hook.WaitAcked(t, partitions*n, deliveryTimeout)
-			a.close(t, 5*time.Second)
-			produce()
-			hook.WaitAcked(t, 3*partitions*n, deliveryTimeout)
-			want := map[int32]int64{}
-			for p := range int32(partitions) {
-				want[p] = 3 * n
-			}
-			waitCommitted(t, cluster, cfg.Group, topic, want)
-			if ordering == OrderingNone {
-				return
-			}
-			byPartitionKey := map[string][]int64{}
-			seen := map[bridgetest.Coordinate]bool{}
-			for _, d := range hook.Deliveries() {
-				c := bridgetest.Coordinate{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
-				if seen[c] {
-					continue
-				}
-				seen[c] = true
-				k := fmt.Sprint(d.Partition)
-				if ordering == OrderingKey && d.Key != nil {
-					k += "/" + *d.Key
-				}
-				byPartitionKey[k] = append(byPartitionKey[k], d.Offset)
-			}
-			for k, offs := range byPartitionKey {
-				if !slices.IsSorted(offs) {
-					t.Errorf("lane %s first delivered out of order: %v", k, offs)
-				}
-			}
 		})
 	}
 }

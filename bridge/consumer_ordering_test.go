@@ -233,6 +233,19 @@ func TestConsumerParallelShutdown(t *testing.T) {
 // partitions moving while records flow: no commit passes an unacknowledged
 // record, every record is acknowledged, each key's records in order.
 func TestConsumerParallelRebalance(t *testing.T) {
+	testRebalanceWhileFlowing(t, func(cfg *ConsumerConfig) {
+		cfg.Ordering, cfg.MaxInFlight = OrderingKey, 8
+	})
+}
+
+// testRebalanceWhileFlowing runs the subscription that configure shapes
+// with two members, one joining and one leaving while records of five
+// keys flow through four partitions. A commit checker runs throughout;
+// every record must be acknowledged and committed, and, unless the
+// ordering is none, each lane's records (a partition's, or a key's in it)
+// first delivered in offset order.
+func testRebalanceWhileFlowing(t *testing.T, configure func(*ConsumerConfig)) {
+	t.Helper()
 	const partitions, n = 4, 150
 	cluster := bridgetest.NewCluster(t)
 	topic := cluster.Topic(t, partitions)
@@ -240,7 +253,7 @@ func TestConsumerParallelRebalance(t *testing.T) {
 		return bridgetest.Reply{Delay: time.Millisecond}
 	})
 	cfg := testConsumerConfig(t, cluster, topic, hook.URL)
-	cfg.Ordering, cfg.MaxInFlight = OrderingKey, 8
+	configure(&cfg)
 	commitChecker(t, cluster, hook, cfg.Group, topic, nil)
 	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), nil, []byte("e")}
 	produce := func() {
@@ -266,8 +279,11 @@ func TestConsumerParallelRebalance(t *testing.T) {
 		want[p] = 3 * n
 	}
 	waitCommitted(t, cluster, cfg.Group, topic, want)
+	if cfg.Ordering == OrderingNone {
+		return
+	}
 
-	byPartitionKey := map[string][]int64{}
+	byLane := map[string][]int64{}
 	seen := map[bridgetest.Coordinate]bool{}
 	for _, d := range hook.Deliveries() {
 		c := bridgetest.Coordinate{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
@@ -275,12 +291,15 @@ func TestConsumerParallelRebalance(t *testing.T) {
 			continue
 		}
 		seen[c] = true
-		k := strconv.Itoa(int(d.Partition)) + "/" + d.Header.Get("Kafka-Key")
-		byPartitionKey[k] = append(byPartitionKey[k], d.Offset)
+		lane := strconv.Itoa(int(d.Partition))
+		if cfg.Ordering == OrderingKey && d.Key != nil {
+			lane += "/" + *d.Key
+		}
+		byLane[lane] = append(byLane[lane], d.Offset)
 	}
-	for k, offs := range byPartitionKey {
+	for lane, offs := range byLane {
 		if !slices.IsSorted(offs) {
-			t.Errorf("partition/key %s first delivered out of order: %v", k, offs)
+			t.Errorf("lane %s first delivered out of order: %v", lane, offs)
 		}
 	}
 }
