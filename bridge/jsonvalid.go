@@ -37,9 +37,9 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 	}
 	switch c := b[i]; {
 	case c == '{':
-		return jsonObject(b, i, depth)
+		return jsonContainer(b, i, depth, '}')
 	case c == '[':
-		return jsonArray(b, i, depth)
+		return jsonContainer(b, i, depth, ']')
 	case c == '"':
 		return jsonString(b, i)
 	case c == '-' || '0' <= c && c <= '9':
@@ -54,52 +54,31 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 	return i, false
 }
 
-func jsonObject(b []byte, i, depth int) (int, bool) {
+// jsonContainer checks the object (closer '}') or array (closer ']')
+// starting at b[i]: members separated by commas up to closer, each of an
+// object's a string key and a colon before its value.
+func jsonContainer(b []byte, i, depth int, closer byte) (int, bool) {
 	if depth > maxJSONDepth {
 		return i, false
 	}
 	i = skipJSONSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
+	if i < len(b) && b[i] == closer {
 		return i + 1, true
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, false
-		}
 		var ok bool
-		if i, ok = jsonString(b, i); !ok {
-			return i, false
-		}
-		if i = skipJSONSpace(b, i); i >= len(b) || b[i] != ':' {
-			return i, false
-		}
-		if i, ok = jsonValue(b, skipJSONSpace(b, i+1), depth+1); !ok {
-			return i, false
-		}
-		if i = skipJSONSpace(b, i); i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
-		case ',':
+		if closer == '}' {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			if i, ok = jsonString(b, i); !ok {
+				return i, false
+			}
+			if i = skipJSONSpace(b, i); i >= len(b) || b[i] != ':' {
+				return i, false
+			}
 			i = skipJSONSpace(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return i, false
 		}
-	}
-}
-
-func jsonArray(b []byte, i, depth int) (int, bool) {
-	if depth > maxJSONDepth {
-		return i, false
-	}
-	i = skipJSONSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, true
-	}
-	for {
-		var ok bool
 		if i, ok = jsonValue(b, i, depth+1); !ok {
 			return i, false
 		}
@@ -109,7 +88,7 @@ func jsonArray(b []byte, i, depth int) (int, bool) {
 		switch b[i] {
 		case ',':
 			i = skipJSONSpace(b, i+1)
-		case ']':
+		case closer:
 			return i + 1, true
 		default:
 			return i, false
