@@ -35,14 +35,9 @@ const windowPerInFlight = 10
 type scheduler struct {
 	ordering string
 	window   int
-	runMax   int // records in one run: 1, or batch max_records
-	// inline: the dispatcher delivers each record itself (ordering
-	// partition, one record at a time). A goroutine per record would start
-	// with a small stack and grow it through net/http every time: stack
-	// copying was 8% of delivery's CPU.
-	inline bool
-	slots  chan struct{} // one token per run in flight
-	freed  chan struct{} // size 1: a run finished, coalesced
+	runMax   int           // records in one run: 1, or batch max_records
+	slots    chan struct{} // one token per run in flight
+	freed    chan struct{} // size 1: a run finished, coalesced
 
 	mu    sync.Mutex
 	lanes map[laneKey]*lane // lanes with a run in flight or records waiting
@@ -81,7 +76,6 @@ func newScheduler(ordering string, maxInFlight, batchMax int) *scheduler {
 		ordering: ordering,
 		window:   window,
 		runMax:   runMax,
-		inline:   window == 1,
 		slots:    make(chan struct{}, maxInFlight),
 		freed:    make(chan struct{}, 1),
 		lanes:    make(map[laneKey]*lane),
@@ -103,12 +97,16 @@ func (s *scheduler) waitRoom(t *Tracker, quit <-chan struct{}) bool {
 
 // schedule hands rec to its lane: behind the lane's records if the lane is
 // busy, else on a new goroutine that runs the lane with deliver until it is
-// empty or deliver reports the worker stopped. Inline, it delivers rec
-// before it returns.
+// empty or deliver reports the worker stopped. With a window of one, it
+// delivers rec before it returns.
 func (s *scheduler) schedule(rec *kgo.Record, deliver func([]*kgo.Record) bool) {
-	if s.inline {
-		// A stopped delivery leaves the record unfinished; the dispatcher
-		// notices the stop before it takes another.
+	if s.window == 1 {
+		// One record at a time (ordering partition): the dispatcher
+		// delivers it itself. A goroutine per record would start with a
+		// small stack and grow it through net/http every time: stack
+		// copying was 8% of delivery's CPU. A stopped delivery leaves the
+		// record unfinished; the dispatcher notices the stop before it
+		// takes another.
 		deliver([]*kgo.Record{rec})
 		return
 	}

@@ -133,6 +133,10 @@ func (w *partitionWorker) take() *kgo.Record {
 func (w *partitionWorker) run() {
 	defer close(w.done)
 	defer w.sched.wait()
+	deliver := w.deliverOne
+	if w.c.batch != nil {
+		deliver = w.deliverBatched
+	}
 	for {
 		if !w.sched.waitRoom(w.tracker, w.quit) {
 			return
@@ -148,11 +152,7 @@ func (w *partitionWorker) run() {
 			w.log.Warn("skipping a record fetched again within one assignment", "offset", rec.Offset, "error", err)
 			continue
 		}
-		if w.c.batch != nil {
-			w.sched.schedule(rec, w.deliverBatched)
-		} else {
-			w.sched.schedule(rec, w.deliverOne)
-		}
+		w.sched.schedule(rec, deliver)
 	}
 }
 
