@@ -246,19 +246,15 @@ var errAttemptTimeout = errors.New("attempt timed out")
 // the attempt number). The reply body is drained (up to 64 KiB) and closed
 // before Deliver returns, so the connection can be reused.
 func (c *WebhookClient) Deliver(ctx context.Context, req *http.Request) Outcome {
-	out, _ := c.deliver(ctx, req, 0)
+	out, _ := c.DeliverReading(ctx, req, 0)
 	return out
 }
 
 // DeliverReading is Deliver for a request whose 2xx reply says more than
 // its status (a batch's list of failed events): it also returns the body of
-// a 2xx reply, at most limit bytes. A longer body is a failure of the
-// attempt (Retryable), never a truncated verdict.
+// a 2xx reply, at most limit bytes (none for a limit of 0). A longer body is
+// a failure of the attempt (Retryable), never a truncated verdict.
 func (c *WebhookClient) DeliverReading(ctx context.Context, req *http.Request, limit int) (Outcome, []byte) {
-	return c.deliver(ctx, req, limit)
-}
-
-func (c *WebhookClient) deliver(ctx context.Context, req *http.Request, limit int) (Outcome, []byte) {
 	actx, cancel := context.WithTimeoutCause(ctx, c.attemptTimeout, errAttemptTimeout)
 	defer cancel() // after the body is drained: the context governs reading it too
 	resp, err := c.rt.RoundTrip(req.WithContext(actx))
